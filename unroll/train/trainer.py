@@ -1,0 +1,473 @@
+"""Generic training loop for compiled unrolled networks: schedules, layer-wise stages,
+per-layer evaluation, CSV/JSON logs, atomic checkpoints and bit-identical resume.
+
+The model is any module with the compiled-model contract (``input_names``, ``target_names``,
+``K``, ``loss(batch, upto)``, ``forward(**inputs, return_layers, upto)``, ``layer_parameters(k)``,
+``shared_parameters()``); the task provides ``sample(batch, generator)`` and ``test_set()``.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .checkpoint import BEST, LAST, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "Stage",
+    "TrainingDiverged",
+    "plan_stages",
+    "evaluate_layers",
+    "load_model_state",
+    "train",
+]
+
+SCHEDULES = ("cosine", "step", "const")
+SEED_STRIDE = 1_000_003  # batch at global step s is drawn from torch.Generator(seed * SEED_STRIDE + s)
+# Fields that determine the parameter trajectory: a resumed run must agree on all of them.
+_TRAJECTORY_FIELDS = (
+    "lr", "schedule", "step_every", "gamma", "batch_size", "steps", "epochs", "layerwise",
+    "stage_steps", "stage_lr_factors", "grad_clip", "seed",
+)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradient became NaN/Inf; the model holds the last good checkpoint's weights."""
+
+    def __init__(self, message: str, step: int, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; ``epochs`` (if set) overrides ``steps``.
+
+    Layer-wise mode (LISTA-CPSS): for k = 1..K, train with the loss at layer k (``upto=k``) for
+    ``stage_steps[i]`` steps at ``lr * stage_lr_factors[i]``: first layer k's own parameters
+    (all of layers 1..k if layer k has none), then all parameters of layers 1..k, twice, at
+    constant learning rates. ``schedule`` applies to the single stage of ordinary training.
+    """
+
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    step_every: int | None = None  # 'step' schedule: decay period (default: a third of the stage)
+    gamma: float = 0.1  # 'step' schedule: decay factor
+    batch_size: int = 64
+    steps: int = 1000
+    epochs: int | None = None  # needs task.train_size; steps = epochs * ceil(train_size / batch_size)
+    time_budget: float | None = None  # seconds for this invocation; stops cleanly and checkpoints
+    eval_every: int = 100
+    checkpoint_every: int = 500
+    layerwise: bool = False
+    stage_steps: tuple[int, int, int] = (1000, 500, 500)
+    stage_lr_factors: tuple[float, float, float] = (1.0, 0.2, 0.02)
+    grad_clip: float | None = None
+    eval_batch_size: int = 1000
+    device: str = "cpu"
+    seed: int = 0
+    out_dir: str = "runs/train"
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("batch_size", "eval_every", "checkpoint_every", "eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.steps < 0 or (self.epochs is not None and self.epochs < 0):
+            raise ValueError("steps and epochs must be non-negative")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        self.stage_steps = tuple(int(s) for s in self.stage_steps)  # type: ignore[assignment]
+        self.stage_lr_factors = tuple(float(f) for f in self.stage_lr_factors)  # type: ignore[assignment]
+        if len(self.stage_steps) != len(self.stage_lr_factors):
+            raise ValueError("stage_steps and stage_lr_factors must have the same length")
+        self.out_dir = str(self.out_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict (for checkpoints and JSON logs)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
+        return cls(**dict(d))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A run of ``steps`` optimizer steps with its own optimizer, loss depth and parameter scope."""
+
+    name: str
+    steps: int
+    lr: float
+    upto: int | None  # loss/forward depth; None = all K layers
+    scope: str  # 'all' | 'layer' (layer `upto`'s own) | 'upto' (shared + layers 1..upto)
+    schedule: str
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: where it stopped, the final per-layer test NMSE and the files."""
+
+    steps: int
+    total_steps: int
+    stopped: str  # 'completed' | 'time_budget'
+    final_loss: float | None
+    layer_nmse_db: list[float]
+    best_nmse_db: float
+    best_step: int
+    out_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    elapsed: float
+    resumed_from: int | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def plan_stages(config: TrainConfig, K: int, train_size: int | None = None) -> list[Stage]:
+    """The run as a list of stages (one for ordinary training, 3·K for layer-wise)."""
+    if config.layerwise:
+        stages = []
+        for k in range(1, K + 1):
+            for i, (n, f) in enumerate(zip(config.stage_steps, config.stage_lr_factors)):
+                if n > 0:
+                    scope = "layer" if i == 0 else "upto"
+                    stages.append(Stage(f"layer {k}/{K} stage {i + 1}", n, config.lr * f, k, scope, "const"))
+        return stages
+    steps = config.steps
+    if config.epochs is not None:
+        if not train_size:
+            raise ValueError("epochs needs a task with a finite train_size; give steps instead")
+        steps = config.epochs * math.ceil(train_size / config.batch_size)
+    return [Stage("train", steps, config.lr, None, "all", config.schedule)]
+
+
+def _dedupe(params: Iterable[nn.Parameter]) -> list[nn.Parameter]:
+    seen: set[int] = set()
+    out = []
+    for p in params:
+        if id(p) not in seen and p.requires_grad:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def _stage_parameters(model: nn.Module, stage: Stage) -> list[nn.Parameter]:
+    """Parameters a stage optimizes, following the per-layer tying the model reports."""
+    if stage.scope == "all":
+        return _dedupe(model.parameters())
+    assert stage.upto is not None
+    if stage.scope == "layer":
+        own = _dedupe(model.layer_parameters(stage.upto))
+        if own:
+            return own
+    params = list(model.shared_parameters())
+    for j in range(1, stage.upto + 1):
+        params.extend(model.layer_parameters(j))
+    return _dedupe(params)
+
+
+def _make_optimizer(model: nn.Module, stage: Stage, config: TrainConfig):
+    params = _stage_parameters(model, stage)
+    if not params:
+        raise ValueError(f"{stage.name}: the model has no trainable parameters to optimize")
+    opt = torch.optim.Adam(params, lr=stage.lr)
+    sched: torch.optim.lr_scheduler.LRScheduler
+    if stage.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(stage.steps, 1))
+    elif stage.schedule == "step":
+        every = config.step_every or max(stage.steps // 3, 1)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=config.gamma)
+    else:
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    return params, opt, sched
+
+
+def _float_dtype(model: nn.Module) -> torch.dtype | None:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
+def _to_device(batch: Mapping[str, Any], device: torch.device, dtype: torch.dtype | None) -> dict[str, Any]:
+    """Move tensors to ``device``; real floating tensors take the model's parameter dtype."""
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
+        out[k] = v
+    return out
+
+
+@torch.no_grad()
+def evaluate_layers(model: nn.Module, test_set: Mapping[str, torch.Tensor], batch_size: int = 1000) -> list[float]:
+    """NMSE (dB) of the output after each layer 1..K against the first target, over the test set."""
+    target_name = model.target_names[0]
+    missing = [n for n in (*model.input_names, target_name) if n not in test_set]
+    if missing:
+        raise KeyError(f"test set lacks {', '.join(missing)} (has {', '.join(test_set)})")
+    target = test_set[target_name]
+    was_training = model.training
+    model.eval()
+    try:
+        err: list[torch.Tensor] | None = None
+        ref = torch.zeros((), dtype=torch.float64)
+        for i in range(0, target.shape[0], batch_size):
+            inputs = {n: test_set[n][i : i + batch_size] for n in model.input_names}
+            t = target[i : i + batch_size]
+            _, layers = model(**inputs, return_layers=True)
+            chunk = [(l.reshape(t.shape) - t).abs().double().pow(2).sum().cpu() for l in layers]
+            err = chunk if err is None else [a + b for a, b in zip(err, chunk)]
+            ref = ref + t.abs().double().pow(2).sum().cpu()
+    finally:
+        model.train(was_training)
+    assert err is not None, "empty test set"
+    return [10.0 * math.log10(e.item() / ref.item()) if e.item() > 0 else float("-inf") for e in err]
+
+
+def load_model_state(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model`` (weights_only) and return the checkpoint."""
+    ckpt = load_checkpoint(path)
+    model.load_state_dict(ckpt["model"])
+    return ckpt
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _write_logs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """Rewrite ``log.csv`` and ``log.json`` from the rows (so a resumed run's logs stay consistent)."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(c for c, v in row.items() if c not in columns and not isinstance(v, (list, tuple)))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    _write_text_atomic(out / "log.csv", buf.getvalue())
+    _write_text_atomic(out / "log.json", json.dumps(_json_safe({**meta, "rows": rows}), indent=1))
+
+
+def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, K: int, saved_K: int) -> None:
+    now = config.to_dict()
+    diffs = [
+        f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}"
+        for k in _TRAJECTORY_FIELDS
+        if _norm(saved.get(k)) != _norm(now[k])
+    ]
+    if saved_K != K:
+        diffs.append(f"K: checkpoint {saved_K}, now {K}")
+    if diffs:
+        raise ValueError(
+            "cannot resume: the run in this out_dir used different settings ("
+            + "; ".join(diffs)
+            + "). Use the same settings, another out_dir, or resume=False to start over."
+        )
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train ``model`` on ``task`` per ``config``; logs and checkpoints go to ``config.out_dir``.
+
+    Raises TrainingDiverged on NaN/Inf (weights restored from the last good checkpoint).
+    """
+    from tqdm.auto import tqdm
+
+    cfg = config
+    started = time.monotonic()
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {cfg.device!r} requested but CUDA is not available")
+    device = torch.device(cfg.device)
+    if hasattr(task, "bind"):
+        task = task.bind(model)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / LAST, out / BEST
+    model.to(device)
+    dtype = _float_dtype(model)
+    K = int(model.K)
+    stages = plan_stages(cfg, K, getattr(task, "train_size", None))
+    ends = [sum(s.steps for s in stages[: i + 1]) for i in range(len(stages))]
+    total = ends[-1] if ends else 0
+    test = _to_device(task.test_set(), device, dtype)
+    describe = task.describe() if hasattr(task, "describe") else type(task).__name__
+
+    step, rows, best, best_step = 0, [], math.inf, -1
+    loss_sum, loss_count, last_loss = 0.0, 0, None
+    ckpt = None
+    if cfg.resume and last_path.exists():
+        ckpt = load_checkpoint(last_path)
+        _check_resumable(ckpt["config"], cfg, K, int(ckpt["K"]))
+        model.load_state_dict(ckpt["model"])
+        restore_rng_state(ckpt["rng"])
+        step, rows = int(ckpt["step"]), list(ckpt["log"])
+        best, best_step = float(ckpt["best_nmse_db"]), int(ckpt["best_step"])
+        loss_sum, loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
+        last_loss = ckpt["last_loss"]
+    resumed_from = step if ckpt is not None else None
+
+    def stage_at(s: int) -> int:
+        return next((i for i, e in enumerate(ends) if s < e), len(stages))
+
+    stage_idx = stage_at(step)
+    params: list[nn.Parameter] = []
+    opt = sched = None
+
+    def open_stage(i: int) -> None:
+        nonlocal params, opt, sched
+        params, opt, sched = _make_optimizer(model, stages[i], cfg)
+
+    if stage_idx < len(stages):
+        open_stage(stage_idx)
+        if ckpt is not None and ckpt.get("stage") == stage_idx and ckpt.get("optimizer") is not None:
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+
+    def payload() -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict() if opt is not None else None,
+            "scheduler": sched.state_dict() if sched is not None else None,
+            "stage": stage_idx,
+            "step": step,
+            "K": K,
+            "rng": capture_rng_state(),
+            "log": rows,
+            "config": cfg.to_dict(),
+            "best_nmse_db": best,
+            "best_step": best_step,
+            "loss_sum": loss_sum,
+            "loss_count": loss_count,
+            "last_loss": last_loss,
+        }
+
+    def meta(status: str) -> dict[str, Any]:
+        return {"config": cfg.to_dict(), "task": describe, "K": K, "total_steps": total, "status": status}
+
+    if ckpt is None:
+        save_checkpoint(last_path, payload())  # a known-good state exists from the start
+
+    layer_nmse: list[float] = list(rows[-1]["layer_nmse_db"]) if rows else []
+    stopped = "completed"
+    bar = tqdm(total=total, initial=step, disable=not progress, dynamic_ncols=True, desc="train")
+    try:
+        while step < total:
+            if step >= ends[stage_idx]:
+                stage_idx = stage_at(step)
+                open_stage(stage_idx)
+            stage = stages[stage_idx]
+            if len(stages) > 1:
+                bar.set_description(stage.name)
+            gen = torch.Generator().manual_seed(cfg.seed * SEED_STRIDE + step)
+            batch = _to_device(task.sample(cfg.batch_size, gen), device, dtype)
+            model.train()
+            loss = model.loss(batch, upto=stage.upto)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                _diverge(model, last_path, out, rows, meta, step, stage, f"loss is {loss_value}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip else math.inf)
+            if not math.isfinite(float(gnorm)):
+                _diverge(model, last_path, out, rows, meta, step, stage, f"gradient norm is {float(gnorm)}")
+            opt.step()
+            sched.step()
+            step += 1
+            loss_sum, loss_count, last_loss = loss_sum + loss_value, loss_count + 1, loss_value
+            bar.update(1)
+            over_time = cfg.time_budget is not None and time.monotonic() - started > cfg.time_budget
+            if step % cfg.eval_every == 0 or step == total:
+                layer_nmse = evaluate_layers(model, test, cfg.eval_batch_size)
+                rows.append({
+                    "step": step,
+                    "stage": stage.name,
+                    "lr": opt.param_groups[0]["lr"],
+                    "train_loss": loss_sum / max(loss_count, 1),
+                    "test_nmse_db": layer_nmse[-1],
+                    "layer_nmse_db": layer_nmse,
+                    **{f"nmse_db_L{k + 1}": v for k, v in enumerate(layer_nmse)},
+                })
+                loss_sum, loss_count = 0.0, 0
+                bar.set_postfix(loss=f"{rows[-1]['train_loss']:.3g}", nmse_db=f"{layer_nmse[-1]:.2f}")
+                if layer_nmse[-1] < best:
+                    best, best_step = layer_nmse[-1], step
+                    save_checkpoint(best_path, payload())
+                _write_logs(out, rows, meta("running"))
+            if step % cfg.checkpoint_every == 0 or step == total or over_time:
+                save_checkpoint(last_path, payload())
+            if over_time and step < total:
+                stopped = "time_budget"  # evaluated below, off the logging cycle
+                layer_nmse = []
+                break
+    finally:
+        bar.close()
+    if not layer_nmse:
+        layer_nmse = evaluate_layers(model, test, cfg.eval_batch_size)
+    status = "completed" if stopped == "completed" else f"stopped by time budget at step {step}/{total}"
+    _write_logs(out, rows, meta(status))
+    return TrainResult(
+        steps=step,
+        total_steps=total,
+        stopped=stopped,
+        final_loss=last_loss,
+        layer_nmse_db=layer_nmse,
+        best_nmse_db=best,
+        best_step=best_step,
+        out_dir=out,
+        last_checkpoint=last_path,
+        best_checkpoint=best_path if best_path.exists() else None,
+        elapsed=time.monotonic() - started,
+        resumed_from=resumed_from,
+        log=rows,
+    )
+
+
+def _diverge(model, last_path: Path, out: Path, rows, meta, step: int, stage: Stage, what: str):
+    """Restore the last good weights, record the failure in the logs and raise TrainingDiverged."""
+    good = load_model_state(model, last_path)
+    message = (
+        f"training diverged at step {step + 1} ({stage.name}, lr {stage.lr:g}): {what}. "
+        f"The model was restored from the last good checkpoint {last_path} (step {int(good['step'])}), "
+        "which is kept. Try a smaller learning rate (--lr), gradient clipping, or float64."
+    )
+    _write_logs(out, rows, meta(f"diverged: {message}"))
+    raise TrainingDiverged(message, step=step + 1, checkpoint=last_path)
