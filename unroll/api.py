@@ -1,0 +1,93 @@
+"""The Python API: `parse`, `check`, `unfold` and `compile`, each taking a path, `zoo:name`,
+spec text or the previous stage's result."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from .compiler.check import check as _check
+from .compiler.ir import Program
+from .compiler.unfold import Unfolded, bind_dims, unfold as _unfold
+from .dsl import ast
+from .dsl.parser import parse as _parse
+from .errors import SpecError
+
+__all__ = ["load_spec", "parse", "check", "unfold", "compile"]
+
+SpecLike = "str | Path | ast.Spec | Program"
+
+
+def load_spec(spec: str | Path) -> tuple[str, str]:
+    """(text, file name) of a spec given as a path, `zoo:name` or the text itself."""
+    from . import zoo
+    if isinstance(spec, Path):
+        return spec.read_text(encoding="utf-8"), str(spec)
+    if spec.startswith("zoo:"):
+        p = zoo.path(spec[4:])
+        return p.read_text(encoding="utf-8"), p.name
+    if "\n" not in spec:
+        p = Path(spec)
+        if p.exists():
+            return p.read_text(encoding="utf-8"), str(p)
+        if spec in zoo.names():
+            p = zoo.path(spec)
+            return p.read_text(encoding="utf-8"), p.name
+        raise FileNotFoundError(f"no spec file {spec!r} (and no zoo spec of that name; "
+                                f"zoo: {', '.join(zoo.names())})")
+    return spec, "<spec>"
+
+
+def parse(spec: str | Path | ast.Spec) -> ast.Spec:
+    """Parse a spec (path, `zoo:name` or text) into its AST."""
+    if isinstance(spec, ast.Spec):
+        return spec
+    text, file = load_spec(spec)
+    return _parse(text, file)
+
+
+def check(spec: str | Path | ast.Spec | Program, K: int | None = None) -> Program:
+    """Parse if needed, resolve names and infer shapes: the checked `Program`."""
+    if isinstance(spec, Program):
+        return spec
+    tree = parse(spec)
+    try:
+        return _check(tree, K)
+    except SpecError as e:
+        raise e.with_source(tree.source)
+
+
+def _shape(x) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else tuple(getattr(x, "shape"))
+
+
+def unfold(spec: str | Path | ast.Spec | Program, K: int | None = None,
+           dims: Mapping[str, int] | None = None, **operators) -> Unfolded:
+    """Unfold a spec K times; operators (arrays or shapes) and `dims` give the sizes."""
+    program = check(spec)
+    shapes = {k: _shape(v) for k, v in operators.items()}
+    unknown = [k for k in shapes if k not in program.operators]
+    if unknown:
+        raise SpecError(f"unknown operator {', '.join(unknown)}", None,
+                        f"the spec declares operators: {', '.join(program.operators) or '(none)'}")
+    try:
+        return _unfold(program, bind_dims(program, shapes, dims), K)
+    except SpecError as e:
+        raise e.with_source(program.source)
+
+
+def compile(spec: str | Path | ast.Spec | Program, K: int | None = None,
+            dims: Mapping[str, int] | None = None, dtype=None, device=None, **operators):
+    """Compile a spec into a `torch.nn.Module`, with the fixed operators given by name.
+
+    Example: `unroll.compile("zoo:lista", K=16, A=A)` -> module; `module(y=y)` -> x.
+    """
+    import torch
+
+    from .backends.torch_backend import lower
+    u = unfold(spec, K, dims, **operators)
+    missing = [o for o in u.program.operators if o not in operators]
+    if missing:
+        raise SpecError(f"operator {', '.join(missing)} was not given", u.program.operators[
+            missing[0]].span, f"pass it by name: unroll.compile(spec, {missing[0]}=array)",
+            u.program.source)
+    return lower(u, operators, dtype or torch.float32, device)

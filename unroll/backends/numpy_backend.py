@@ -1,0 +1,145 @@
+"""The float64 NumPy oracle: evaluates an unfolded graph node by node.
+
+It shares nothing with the torch backend but the graph, so tests comparing the two check the
+lowering tables against each other.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..compiler.graph import Graph, NodeRecord
+from ..compiler.unfold import Unfolded
+
+__all__ = ["evaluate", "NUMPY_OPS", "initial_parameters"]
+
+
+def _axes(rec: NodeRecord) -> tuple[int, ...]:
+    return tuple(range(-len(rec.shape), 0))
+
+
+def _reduce(fn: Callable) -> Callable:
+    return lambda a, r, s: fn(a[0], _axes(s[0])) if s[0].shape else fn(a[0], ())
+
+
+def _matmul(a, r, s):
+    x, y = a
+    if s[1].batched and len(s[1].shape) == 1:
+        return np.einsum("...ij,...j->...i", x, y)
+    return np.matmul(x, y)
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+NUMPY_OPS: dict[str, Callable] = {
+    "add": lambda a, r, s: a[0] + a[1],
+    "sub": lambda a, r, s: a[0] - a[1],
+    "mul": lambda a, r, s: a[0] * a[1],
+    "div": lambda a, r, s: a[0] / a[1],
+    "pow": lambda a, r, s: np.power(a[0], a[1]),
+    "neg": lambda a, r, s: -a[0],
+    "matmul": _matmul,
+    "transpose": lambda a, r, s: np.swapaxes(a[0], -1, -2),
+    "soft": lambda a, r, s: np.sign(a[0]) * np.maximum(np.abs(a[0]) - a[1], 0.0),
+    "hard": lambda a, r, s: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
+    "relu": lambda a, r, s: np.maximum(a[0], 0.0),
+    "abs": lambda a, r, s: np.abs(a[0]),
+    "sign": lambda a, r, s: np.sign(a[0]),
+    "softplus": lambda a, r, s: _softplus(a[0]),
+    "sigmoid": lambda a, r, s: 1.0 / (1.0 + np.exp(-a[0])),
+    "tanh": lambda a, r, s: np.tanh(a[0]),
+    "sqrt": lambda a, r, s: np.sqrt(a[0]),
+    "exp": lambda a, r, s: np.exp(a[0]),
+    "log": lambda a, r, s: np.log(a[0]),
+    "clamp": lambda a, r, s: np.minimum(np.maximum(a[0], a[1]), a[2]),
+    "maximum": lambda a, r, s: np.maximum(a[0], a[1]),
+    "minimum": lambda a, r, s: np.minimum(a[0], a[1]),
+    "sum": _reduce(lambda x, ax: np.sum(x, axis=ax)),
+    "mean": _reduce(lambda x, ax: np.mean(x, axis=ax)),
+    "norm1": _reduce(lambda x, ax: np.sum(np.abs(x), axis=ax)),
+    "norm2": _reduce(lambda x, ax: np.sqrt(np.sum(np.abs(x) ** 2, axis=ax))),
+    "sqnorm": _reduce(lambda x, ax: np.sum(np.abs(x) ** 2, axis=ax)),
+    "norm0": _reduce(lambda x, ax: np.sum(x != 0, axis=ax).astype(float)),
+    "norminf": _reduce(lambda x, ax: np.max(np.abs(x), axis=ax)),
+    "opnorm": lambda a, r, s: np.linalg.norm(a[0], 2),
+    "mse": lambda a, r, s: np.mean(np.abs(a[0] - a[1]) ** 2),
+    "nmse": lambda a, r, s: np.sum(np.abs(a[0] - a[1]) ** 2) / np.sum(np.abs(a[1]) ** 2),
+}
+
+_CONSTRAINT = {None: lambda v: v, "positive": _softplus, "unit": lambda v: 1 / (1 + np.exp(-v))}
+
+
+def _run(g: Graph, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    for n in g:
+        if n in env:
+            continue
+        rec = g[n]
+        if rec.op == "number":
+            env[n] = np.float64(rec.attrs[0])
+        elif rec.op == "zeros":
+            env[n] = np.zeros(rec.shape)
+        elif rec.op == "identity":
+            env[n] = np.eye(rec.shape[0])
+        elif rec.op == "expand":
+            v = env[rec.args[0]]
+            env[n] = (np.broadcast_to(np.reshape(v, v.shape + (1,) * len(rec.shape)),
+                                      v.shape + tuple(rec.shape)) if rec.batched
+                      else np.broadcast_to(v, rec.shape).copy())
+        else:
+            args = [env[a] for a in rec.args]
+            env[n] = NUMPY_OPS[rec.op](args, rec, [g[a] for a in rec.args])
+    return env
+
+
+def initial_parameters(u: Unfolded, operators: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every learnable's initial value (constraints applied), keyed by forward-graph node."""
+    b = u.build
+    env = {n: np.asarray(operators[b[n].attrs[0]], dtype=np.float64)
+           for n in b if b[n].op == "operator"}
+    env = _run(b, env)
+    return {node: np.broadcast_to(env[u.inits[info.name]], info.shape).astype(np.float64)
+            for node, info in u.params.items()}
+
+
+def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
+             params: Mapping[str, np.ndarray] | None = None, targets: Mapping | None = None) -> dict:
+    """Run the network in float64: returns {'output', 'layers', 'states', 'loss'}.
+
+    `params` maps forward-graph parameter nodes to values as used (constraints applied); by
+    default they are computed from the spec's initial values.
+    """
+    ops = {k: np.asarray(v, dtype=np.float64) for k, v in operators.items()}
+    b = _run(u.build, {n: ops[u.build[n].attrs[0]] for n in u.build if u.build[n].op == "operator"})
+    params = dict(initial_parameters(u, ops) if params is None else params)
+    g = u.graph
+    env: dict[str, np.ndarray] = {}
+    for n in g:
+        rec = g[n]
+        if rec.op == "input":
+            env[n] = np.asarray(inputs[rec.attrs[0]], dtype=np.float64)
+        elif rec.op == "operator":
+            env[n] = ops[rec.attrs[0]]
+        elif rec.op == "const":
+            env[n] = b[u.consts[rec.attrs[0]]]
+        elif rec.op == "param":
+            env[n] = np.asarray(params[n], dtype=np.float64)
+    env = _run(g, env)
+    first = u.program.outputs[0]
+    out = {"output": env[u.state_nodes[u.K][first]],
+           "layers": [env[u.state_nodes[k][first]] for k in range(1, u.K + 1)],
+           "states": {s: env[u.state_nodes[u.K][s]] for s in u.program.states}}
+    if u.loss_graph is not None and targets is not None:
+        lg, lenv = u.loss_graph, {}
+        for n in lg:
+            rec = lg[n]
+            if rec.op == "state":
+                lenv[n] = out["states"][rec.attrs[0]]
+            elif rec.op == "target":
+                lenv[n] = np.asarray(targets[rec.attrs[0]], dtype=np.float64)
+            elif rec.op in ("input", "operator", "const", "param"):
+                lenv[n] = env[n]
+        out["loss"] = _run(lg, lenv)[u.loss_node]
+    return out

@@ -1,0 +1,56 @@
+"""Lower an unfolded graph to a live `torch.nn.Module` by running the generated source.
+
+The source comes from `torch_codegen.generate` and is built only from validated identifiers and
+number literals, never from spec text; it is registered with `linecache` so tracebacks show it.
+"""
+from __future__ import annotations
+
+import linecache
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from ..compiler.unfold import Unfolded
+from ..errors import SpecError
+from .torch_codegen import Generated, generate
+
+__all__ = ["lower", "load_class"]
+
+
+def load_class(gen: Generated, filename: str) -> type:
+    """Execute generated module source (ours, not the user's) and return its class."""
+    linecache.cache[filename] = (len(gen.source), None, gen.source.splitlines(True), filename)
+    namespace: dict = {"__name__": f"unroll_generated_{gen.class_name}"}
+    code = compile(gen.source, filename, "exec")
+    exec(code, namespace)  # generated-code: built from validated identifiers only
+    return namespace[gen.class_name]
+
+
+def _as_array(x):
+    if torch.is_tensor(x):
+        return x.detach()
+    return torch.as_tensor(np.asarray(x))
+
+
+def lower(u: Unfolded, operators: Mapping[str, object], dtype: torch.dtype = torch.float32,
+          device: str | torch.device | None = None) -> torch.nn.Module:
+    """Build the module for `u` with the given operator arrays (numpy or torch)."""
+    gen = generate(u)
+    filename = f"<unroll:{u.program.name}:K={u.K}:{id(gen)}>"
+    cls = load_class(gen, filename)
+    args = [_as_array(operators[o]) for o in u.program.operators]
+    try:
+        module = cls(*args, dtype=dtype)
+    except ValueError as e:
+        msg = str(e)
+        for name, lrn in u.program.learnables.items():
+            if lrn.constraint:
+                raise SpecError(f"learn {name} is {lrn.constraint} but its initial value "
+                                f"is not ({msg})", lrn.span, None, u.program.source) from None
+        raise
+    module.generated = gen
+    module.unfolded = u
+    if device is not None:
+        module = module.to(device)
+    return module

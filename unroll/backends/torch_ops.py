@@ -1,0 +1,137 @@
+"""How each op is written in generated PyTorch code: one table entry per op.
+
+An entry takes the argument expressions (Python identifiers or literals) and the node records of
+the node and its arguments, and returns the expression text. Values with a batch dimension carry it
+first; `nd` is the number of per-sample dims.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..compiler.graph import NodeRecord
+
+__all__ = ["TORCH_OPS", "HELPERS", "literal"]
+
+# Helper functions written at the top of every generated file (the file needs only torch).
+HELPERS = '''
+def soft(v, t):
+    """Soft thresholding: sign(v) * max(|v| - t, 0)."""
+    return torch.sign(v) * torch.relu(torch.abs(v) - t)
+
+
+def hard(v, t):
+    """Hard thresholding: v where |v| > t, else 0."""
+    return v * (torch.abs(v) > t).to(v.dtype)
+
+
+def _clamp(v, lo, hi):
+    lo = torch.as_tensor(lo, dtype=v.dtype, device=v.device)
+    hi = torch.as_tensor(hi, dtype=v.dtype, device=v.device)
+    return torch.minimum(torch.maximum(v, lo), hi)
+
+
+def _maximum(a, b):
+    if not torch.is_tensor(a):
+        a, b = b, a
+    return torch.maximum(a, torch.as_tensor(b, dtype=a.dtype, device=a.device))
+
+
+def _minimum(a, b):
+    if not torch.is_tensor(a):
+        a, b = b, a
+    return torch.minimum(a, torch.as_tensor(b, dtype=a.dtype, device=a.device))
+
+
+def _inv_softplus(v):
+    if bool((v <= 0).any()):
+        raise ValueError("needs positive initial values")
+    return v + torch.log(-torch.expm1(-v))
+
+
+def _logit(v):
+    if bool(((v <= 0) | (v >= 1)).any()):
+        raise ValueError("needs initial values in (0, 1)")
+    return torch.logit(v)
+
+
+def _full(v, shape, dtype, device):
+    return torch.as_tensor(v, dtype=dtype, device=device).expand(shape).clone()
+'''
+
+
+def literal(x: float) -> str:
+    """A Python literal for a number (parenthesised when negative, exact for inf and nan)."""
+    if x != x:
+        return 'float("nan")'
+    if x in (float("inf"), float("-inf")):
+        return f'float("{"-" if x < 0 else ""}inf")'
+    s = repr(float(x))
+    return f"({s})" if x < 0 else s
+
+
+def _dims(rec: NodeRecord) -> str:
+    nd = len(rec.shape)
+    return "(" + ", ".join(str(-i) for i in range(nd, 0, -1)) + ",)"
+
+
+def _reduce(method: str, pre: str = "{0}") -> Callable:
+    def emit(a, rec, args):
+        nd = len(args[0].shape)
+        x = pre.format(*a)
+        return x if nd == 0 else f"({x}).{method}(dim={_dims(args[0])})"
+    return emit
+
+
+def _matmul(a, rec, args):
+    ra, rb = args
+    if not ra.batched and rb.batched and len(rb.shape) == 1:
+        return f"F.linear({a[1]}, {a[0]})"
+    if ra.batched and rb.batched is not None and len(rb.shape) == 1:
+        return f"torch.matmul({a[0]}, {a[1]}.unsqueeze(-1)).squeeze(-1)"
+    return f"torch.matmul({a[0]}, {a[1]})"
+
+
+def _transpose(a, rec, args):
+    return f"{a[0]}.transpose(-1, -2)" if args[0].batched else f"{a[0]}.T"
+
+
+def _sqabs(x: str, rec: NodeRecord) -> str:
+    return f"{x}.abs() ** 2" if rec.dtype == "complex" else f"{x} * {x}"
+
+
+TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] = {
+    "add": lambda a, r, s: f"{a[0]} + {a[1]}",
+    "sub": lambda a, r, s: f"{a[0]} - {a[1]}",
+    "mul": lambda a, r, s: f"{a[0]} * {a[1]}",
+    "div": lambda a, r, s: f"{a[0]} / {a[1]}",
+    "pow": lambda a, r, s: f"{a[0]} ** {a[1]}",
+    "neg": lambda a, r, s: f"-{a[0]}",
+    "matmul": _matmul,
+    "transpose": _transpose,
+    "soft": lambda a, r, s: f"soft({a[0]}, {a[1]})",
+    "hard": lambda a, r, s: f"hard({a[0]}, {a[1]})",
+    "relu": lambda a, r, s: f"torch.relu({a[0]})",
+    "abs": lambda a, r, s: f"torch.abs({a[0]})",
+    "sign": lambda a, r, s: f"torch.sign({a[0]})",
+    "softplus": lambda a, r, s: f"F.softplus({a[0]})",
+    "sigmoid": lambda a, r, s: f"torch.sigmoid({a[0]})",
+    "tanh": lambda a, r, s: f"torch.tanh({a[0]})",
+    "sqrt": lambda a, r, s: f"torch.sqrt({a[0]})",
+    "exp": lambda a, r, s: f"torch.exp({a[0]})",
+    "log": lambda a, r, s: f"torch.log({a[0]})",
+    "clamp": lambda a, r, s: f"_clamp({a[0]}, {a[1]}, {a[2]})",
+    "maximum": lambda a, r, s: f"_maximum({a[0]}, {a[1]})",
+    "minimum": lambda a, r, s: f"_minimum({a[0]}, {a[1]})",
+    "sum": _reduce("sum"),
+    "mean": _reduce("mean"),
+    "norm1": _reduce("sum", "{0}.abs()"),
+    "sqnorm": lambda a, r, s: _reduce("sum", _sqabs("{0}", s[0]))(a, r, s),
+    "norm2": lambda a, r, s: (f"torch.linalg.vector_norm({a[0]}, dim={_dims(s[0])})"
+                              if s[0].shape else f"{a[0]}.abs()"),
+    "norm0": _reduce("sum", "({0} != 0).to({0}.real.dtype)"),
+    "norminf": _reduce("amax", "{0}.abs()"),
+    "opnorm": lambda a, r, s: f"torch.linalg.matrix_norm({a[0]}, ord=2)",
+    "mse": lambda a, r, s: f"torch.mean(torch.abs({a[0]} - {a[1]}) ** 2)",
+    "nmse": lambda a, r, s: (f"torch.sum(torch.abs({a[0]} - {a[1]}) ** 2) / "
+                             f"torch.sum(torch.abs({a[1]}) ** 2)"),
+}

@@ -1,0 +1,90 @@
+"""The primitive ops: each states its arity, its shape rule and (where it has one) its value on
+plain numbers. Checkers and folding apply one general rule over these facts; backends add their
+own lowering tables keyed by the same names.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["OpInfo", "OPS", "FUNCTIONS", "ZERO_PRESERVING", "op"]
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """Facts about one op: `rule` is 'elementwise', 'reduce' (per sample to a scalar), 'batch_reduce'
+    (over the batch too, for losses), 'matmul', 'transpose', 'matrix_scalar' or 'custom'."""
+
+    name: str
+    arity: tuple[int, int]
+    rule: str
+    number: Callable[..., float] | None = None
+    doc: str = ""
+    smooth: bool = True
+
+
+def _soft(v: float, t: float) -> float:
+    return math.copysign(max(abs(v) - t, 0.0), v)
+
+
+def _hard(v: float, t: float) -> float:
+    return v if abs(v) > t else 0.0
+
+
+def _softplus(v: float) -> float:
+    return math.log1p(math.exp(-abs(v))) + max(v, 0.0)
+
+
+_TABLE = [
+    OpInfo("add", (2, 2), "elementwise", lambda a, b: a + b, "a + b"),
+    OpInfo("sub", (2, 2), "elementwise", lambda a, b: a - b, "a - b"),
+    OpInfo("mul", (2, 2), "elementwise", lambda a, b: a * b, "a * b (element-wise)"),
+    OpInfo("div", (2, 2), "elementwise", lambda a, b: a / b, "a / b (element-wise)"),
+    OpInfo("pow", (2, 2), "elementwise", lambda a, b: a ** b, "a ^ b (element-wise)"),
+    OpInfo("neg", (1, 1), "elementwise", lambda a: -a, "-a"),
+    OpInfo("matmul", (2, 2), "matmul", None, "matrix product A x (juxtaposition or @)"),
+    OpInfo("transpose", (1, 1), "transpose", None, "A' (transpose)"),
+    OpInfo("soft", (2, 2), "elementwise", _soft, "soft(v, t): soft thresholding sign(v)·max(|v|−t, 0)", False),
+    OpInfo("hard", (2, 2), "elementwise", _hard, "hard(v, t): hard thresholding v·[|v| > t]", False),
+    OpInfo("relu", (1, 1), "elementwise", lambda a: max(a, 0.0), "relu(v) = max(v, 0)", False),
+    OpInfo("abs", (1, 1), "elementwise", abs, "abs(v)", False),
+    OpInfo("sign", (1, 1), "elementwise", lambda a: math.copysign(1.0, a) if a else 0.0, "sign(v)", False),
+    OpInfo("softplus", (1, 1), "elementwise", _softplus, "softplus(v) = log(1 + e^v)"),
+    OpInfo("sigmoid", (1, 1), "elementwise", lambda a: 1 / (1 + math.exp(-a)), "sigmoid(v)"),
+    OpInfo("tanh", (1, 1), "elementwise", math.tanh, "tanh(v)"),
+    OpInfo("sqrt", (1, 1), "elementwise", math.sqrt, "sqrt(v)"),
+    OpInfo("exp", (1, 1), "elementwise", math.exp, "exp(v)"),
+    OpInfo("log", (1, 1), "elementwise", math.log, "log(v)"),
+    OpInfo("clamp", (3, 3), "elementwise", lambda v, lo, hi: min(max(v, lo), hi), "clamp(v, lo, hi)", False),
+    OpInfo("maximum", (2, 2), "elementwise", max, "max(a, b) element-wise", False),
+    OpInfo("minimum", (2, 2), "elementwise", min, "min(a, b) element-wise", False),
+    OpInfo("sum", (1, 1), "reduce", None, "sum(v): sum of the entries of one sample"),
+    OpInfo("mean", (1, 1), "reduce", None, "mean(v): mean of the entries of one sample"),
+    OpInfo("norm1", (1, 1), "reduce", None, "||v||_1", False),
+    OpInfo("norm2", (1, 1), "reduce", None, "||v|| (Euclidean / Frobenius)", False),
+    OpInfo("sqnorm", (1, 1), "reduce", None, "||v||^2"),
+    OpInfo("norm0", (1, 1), "reduce", None, "||v||_0 (count of non-zeros)", False),
+    OpInfo("norminf", (1, 1), "reduce", None, "||v||_inf", False),
+    OpInfo("opnorm", (1, 1), "matrix_scalar", None, "norm2(A): spectral norm of a fixed matrix"),
+    OpInfo("mse", (2, 2), "batch_reduce", None, "mse(a, b): mean squared error over batch and entries"),
+    OpInfo("nmse", (2, 2), "batch_reduce", None, "nmse(a, b): ||a − b||² / ||b||² over the batch"),
+]
+
+OPS: dict[str, OpInfo] = {o.name: o for o in _TABLE}
+
+# Spec function names → op names (norm2 on a matrix is the spectral norm: see check).
+FUNCTIONS: dict[str, str] = {
+    "soft": "soft", "hard": "hard", "relu": "relu", "abs": "abs", "sign": "sign",
+    "softplus": "softplus", "sigmoid": "sigmoid", "tanh": "tanh", "sqrt": "sqrt", "exp": "exp",
+    "log": "log", "clamp": "clamp", "max": "maximum", "min": "minimum", "sum": "sum",
+    "mean": "mean", "norm2": "opnorm", "mse": "mse", "nmse": "nmse",
+}
+
+# Ops whose value is zero wherever their first argument is zero (used when folding zero states).
+ZERO_PRESERVING = frozenset({"soft", "hard", "relu", "abs", "sign", "neg", "tanh", "sqrt"})
+
+
+def op(name: str) -> OpInfo:
+    """The facts for op `name` (KeyError if unknown)."""
+    return OPS[name]

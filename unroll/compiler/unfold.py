@@ -1,0 +1,261 @@
+"""Bind dims to sizes and unfold the checked iteration K times into dataflow graphs.
+
+`unfold(program, dims, K)` returns an `Unfolded`: the build graph (consts and initial values of the
+learnables, computed once when a model is built), the forward graph (prologue and K layers) and the
+loss graph. Shared learnables are one node used by every layer; per-layer ones are K nodes named
+`theta_0 … theta_{K-1}`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ..errors import ShapeError, SpecError
+from .graph import Graph, Namespace
+from .ir import Program, Value, fmt_shape
+
+__all__ = ["Unfolded", "ParamInfo", "bind_dims", "unfold"]
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """A learnable's node in the forward graph: its spec name, layer (None if shared), constraint."""
+
+    node: str
+    name: str
+    layer: int | None
+    shape: tuple
+    constraint: str | None
+
+
+@dataclass
+class Unfolded:
+    """The unfolded network: what the backends lower and what `unroll graph` draws."""
+
+    program: Program
+    dims: dict[str, int]
+    K: int
+    build: Graph
+    graph: Graph
+    loss_graph: Graph | None
+    consts: dict[str, str] = field(default_factory=dict)          # const name -> build node
+    inits: dict[str, str] = field(default_factory=dict)           # learnable -> build node
+    params: dict[str, ParamInfo] = field(default_factory=dict)    # forward node -> info
+    state_nodes: list[dict[str, str]] = field(default_factory=list)  # [k] -> state -> node
+    loss_node: str | None = None
+    loss_states: dict[str, str] = field(default_factory=dict)     # state -> loss-graph leaf
+
+    @property
+    def nx(self):
+        return self.graph.nx
+
+    def output_nodes(self, k: int | None = None) -> list[str]:
+        """Forward nodes of the outputs after layer k (default: the last)."""
+        st = self.state_nodes[self.K if k is None else k]
+        return [st[o] for o in self.program.outputs]
+
+
+def bind_dims(program: Program, shapes: Mapping[str, tuple], given: Mapping[str, int] | None = None
+              ) -> dict[str, int]:
+    """Sizes for every dim: from the spec's defaults, `given`, then the shapes of the operators."""
+    dims: dict[str, int] = {n: v for n, v in program.dims.items() if v is not None}
+    origin = {n: "the spec" for n in dims}
+    for n, v in (given or {}).items():
+        if n not in program.dims:
+            raise SpecError(f"unknown dim '{n}' given at compile time", None,
+                            f"the spec declares dims {', '.join(program.dims) or '(none)'}")
+        dims[n], origin[n] = int(v), "the command line"
+    for name, t in program.operators.items():
+        if name not in shapes:
+            continue
+        got = tuple(shapes[name])
+        if len(got) != len(t.shape):
+            raise ShapeError(f"operator {name} is declared {fmt_shape(t.shape)} but was given an "
+                             f"array of shape {got}", t.span, None, program.source)
+        for d, g in zip(t.shape, got):
+            if isinstance(d, int):
+                ok = d == g
+            elif d in dims:
+                ok = dims[d] == g
+            else:
+                dims[d], origin[d], ok = int(g), f"operator {name}", True
+            if not ok:
+                want = d if isinstance(d, int) else f"{d} = {dims[d]} (from {origin[d]})"
+                raise ShapeError(f"operator {name} was given shape {got}, which does not fit "
+                                 f"{fmt_shape(t.shape)} with {want}", t.span, None, program.source)
+    missing = [n for n in program.dims if n not in dims]
+    if missing:
+        raise SpecError(f"the size of dim {', '.join(missing)} is unknown", None,
+                        "give the operators, or the sizes: --dim " + " --dim ".join(
+                            f"{n}=..." for n in missing))
+    return dims
+
+
+class _Instantiator:
+    """Copies checked `Value` DAGs into a `Graph`, with leaves looked up in `leaves`."""
+
+    def __init__(self, graph: Graph, dims: dict[str, int], program: Program):
+        self.g, self.dims, self.program = graph, dims, program
+        self._variant: dict[int, bool] = {}
+
+    def concrete(self, shape: tuple, span) -> tuple:
+        if shape == ("*",):
+            raise ShapeError("the size of I is unknown here", span, "use I in a sum or product "
+                             "with a square matrix", self.program.source)
+        return tuple(d if isinstance(d, int) else self.dims[d] for d in shape)
+
+    def __call__(self, v: Value, leaves: dict[tuple, str], layer: int | None,
+                 memo: dict[int, str]) -> str:
+        got = memo.get(id(v))
+        if got is not None:
+            return got
+        g = self.g
+        if v.op == "number":
+            out = g.add("number", (), (float(v.attrs[0]),), (), "real", False, None, v.span)
+        elif v.op == "dim":
+            out = g.add("number", (), (float(self.dims[v.attrs[0]]),), (), "real", False, None, v.span)
+        elif v.op == "index":
+            out = g.add("number", (), (float(layer),), (), "real", False, None, v.span)
+        elif v.op == "identity":
+            shape = self.concrete(v.shape, v.span)
+            out = g.add("identity", (), (), shape, "real", False, None, v.span, "I")
+        elif not v.args:
+            key = (v.op,) + tuple(v.attrs)
+            if key not in leaves:
+                raise SpecError(f"{v.op} '{v.attrs[0]}' cannot be used here", v.span, None,
+                                self.program.source)
+            out = leaves[key]
+        else:
+            args = tuple(self(a, leaves, layer, memo) for a in v.args)
+            # NOTE: a node belongs to layer k when it depends on the state, the index k or a
+            # per-layer learnable; anything else is loop-invariant and goes to the prologue.
+            own = layer if layer is not None and self.variant(v, leaves) else None
+            hint = None
+            if v.name:
+                hint = f"{v.name}_{layer}" if own is not None else v.name
+            out = g.add(v.op, args, tuple(v.attrs), self.concrete(v.shape, v.span), v.dtype,
+                        v.batched, own, v.span, hint)
+        memo[id(v)] = out
+        return out
+
+    def variant(self, v: Value, leaves: dict[tuple, str]) -> bool:
+        """Whether `v` changes from layer to layer (state, index k or per-layer learnable)."""
+        got = self._variant.get(id(v))
+        if got is None:
+            if v.op in ("state", "index"):
+                got = True
+            elif v.op == "param":
+                got = self.g[leaves[("param",) + tuple(v.attrs)]].layer is not None
+            else:
+                got = any(self.variant(a, leaves) for a in v.args)
+            self._variant[id(v)] = got
+        return got
+
+    def fill(self, node: str, shape: tuple, dtype: str, span) -> str:
+        """Broadcast a scalar value to a declared shape (zeros stay symbolic zeros)."""
+        rec = self.g[node]
+        if tuple(rec.shape) == tuple(shape):
+            return node
+        if self.g.is_zero(node):
+            return self.g.add("zeros", (), (), shape, dtype, False, None, span)
+        return self.g.add("expand", (node,), (), shape, dtype, rec.batched, rec.layer, span)
+
+
+def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfolded:
+    """Unfold `program` K times (default: the spec's K) with concrete `dims`."""
+    K = program.K if K is None else K
+    if K < 1:
+        raise SpecError(f"K must be at least 1, got {K}")
+    ns = Namespace()
+    build, graph = Graph(Namespace()), Graph(ns)
+    out = Unfolded(program, dict(dims), K, build, graph, None)
+
+    # Build time: operators are leaves, consts and initial values are computed once.
+    bi = _Instantiator(build, dims, program)
+    bleaves: dict[tuple, str] = {}
+    for name, t in program.operators.items():
+        bleaves[("operator", name)] = build.add("operator", (), (name,), bi.concrete(t.shape, t.span),
+                                                t.dtype, False, None, t.span, name, name)
+    bmemo: dict[int, str] = {}
+    for name, v in program.consts.items():
+        node = bi(v, bleaves, None, bmemo)
+        out.consts[name] = node
+        bleaves[("const", name)] = node
+    for name, lrn in program.learnables.items():
+        node = bi(lrn.init, bleaves, None, bmemo)
+        out.inits[name] = bi.fill(node, bi.concrete(lrn.shape, lrn.span), "real", lrn.span)
+
+    # Forward: leaves first (in declaration order), then the initial states and K layers.
+    fi = _Instantiator(graph, dims, program)
+    leaves: dict[tuple, str] = {}
+    for name, t in program.inputs.items():
+        leaves[("input", name)] = graph.add("input", (), (name,), fi.concrete(t.shape, t.span),
+                                            t.dtype, True, None, t.span, name, name)
+    for name, t in program.operators.items():
+        leaves[("operator", name)] = graph.add("operator", (), (name,), fi.concrete(t.shape, t.span),
+                                               t.dtype, False, None, t.span, name, name)
+    for name, v in program.consts.items():
+        if build.number(out.consts[name]) is None:
+            shape = build[out.consts[name]].shape
+            leaves[("const", name)] = graph.add("const", (), (name,), shape, v.dtype, False, None,
+                                                v.span, name, name)
+    per_layer: dict[str, list[str]] = {}
+    for name, lrn in program.learnables.items():
+        shape = fi.concrete(lrn.shape, lrn.span)
+        if lrn.tying == "shared":
+            node = graph.add("param", (), (name,), shape, "real", False, None, lrn.span, name, name)
+            leaves[("param", name)] = node
+            out.params[node] = ParamInfo(node, name, None, shape, lrn.constraint)
+        else:
+            per_layer[name] = []
+            for k in range(K):
+                node = graph.add("param", (), (name, k), shape, "real", False, k, lrn.span,
+                                 f"{name}_{k}", f"{name}[{k}]")
+                per_layer[name].append(node)
+                out.params[node] = ParamInfo(node, name, k, shape, lrn.constraint)
+
+    memo: dict[int, str] = {}
+    state0: dict[str, str] = {}
+    for name, st in program.states.items():
+        node = fi(st.init, leaves, None, memo)
+        state0[name] = fi.fill(node, fi.concrete(st.shape, st.span), st.dtype, st.span)
+        leaves[("state", name)] = state0[name]
+    out.state_nodes.append(state0)
+    for k in range(K):
+        lv = dict(leaves)
+        for name, nodes in per_layer.items():
+            lv[("param", name)] = nodes[k]
+        for name in program.states:
+            lv[("state", name)] = out.state_nodes[-1][name]
+        lmemo: dict[int, str] = {}
+        after = {name: fi(program.updates[name], lv, k, lmemo) for name in program.states}
+        out.state_nodes.append(after)
+    graph.lint()
+    build.lint()
+    if program.loss is not None:
+        out.loss_graph = _loss_graph(program, dims, leaves, out)
+    return out
+
+
+def _loss_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, str],
+                out: Unfolded) -> Graph:
+    """The loss as its own small graph over the final states, targets, inputs and shared values."""
+    g = Graph(Namespace())
+    li = _Instantiator(g, dims, program)
+    leaves: dict[tuple, str] = {}
+    for (kind, *rest), node in fwd_leaves.items():
+        if kind in ("input", "operator", "const", "param"):
+            rec = out.graph[node]
+            leaves[(kind, *rest)] = g.add(kind, (), tuple(rest), rec.shape, rec.dtype, rec.batched,
+                                          None, None, node, rec.label)
+    for name, t in program.targets.items():
+        leaves[("target", name)] = g.add("target", (), (name,), li.concrete(t.shape, t.span),
+                                         t.dtype, True, None, t.span, name, name)
+    for name, st in program.states.items():
+        node = g.add("state", (), (name,), li.concrete(st.shape, st.span), st.dtype, st.batched,
+                     None, st.span, name, name)
+        leaves[("state", name)] = node
+        out.loss_states[name] = node
+    out.loss_node = li(program.loss, leaves, None, {})
+    g.lint()
+    return g

@@ -1,0 +1,189 @@
+"""The spec's abstract syntax tree: frozen dataclasses, each keeping the `Span` it came from."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import Span
+
+__all__ = [
+    "Node", "Expr", "Number", "Name", "Call", "BinOp", "Neg", "Transpose", "Norm", "ListExpr",
+    "Dim", "Algorithm", "DimDecl", "Dims", "TensorDecl", "Const", "Cost", "Learn", "State",
+    "Assign", "Iterate", "Output", "Loss", "Layer", "Block", "Spec",
+]
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span = field(compare=False, repr=False)
+
+
+# ---- expressions ----
+@dataclass(frozen=True)
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Number(Expr):
+    value: float
+
+
+@dataclass(frozen=True)
+class Name(Expr):
+    id: str
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    """`f(a, b, key=v, x: e)`: positional args, keyword args and bound-variable args."""
+
+    func: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[tuple[str, Expr], ...] = ()
+    bound: tuple[tuple[str, Expr], ...] = ()
+
+
+@dataclass(frozen=True)
+class BinOp(Expr):
+    """Binary operation; op is one of add, sub, mul, div, matmul, pow (juxtaposition is matmul)."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Neg(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Transpose(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Norm(Expr):
+    """`||v||_p`; p is '0', '1', '2' or 'inf' ('2' when no subscript is written)."""
+
+    operand: Expr
+    p: str = "2"
+
+
+@dataclass(frozen=True)
+class ListExpr(Expr):
+    items: tuple[Expr, ...]
+
+
+# ---- declarations ----
+@dataclass(frozen=True)
+class Dim(Node):
+    """One entry of a shape: a dim name or an integer."""
+
+    value: str | int
+
+
+@dataclass(frozen=True)
+class Algorithm(Node):
+    name: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class DimDecl(Node):
+    name: str
+    value: int | None
+
+
+@dataclass(frozen=True)
+class Dims(Node):
+    dims: tuple[DimDecl, ...]
+
+
+@dataclass(frozen=True)
+class TensorDecl(Node):
+    """`operator`, `input` or `target` declaration."""
+
+    kind: str
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str = "real"
+
+
+@dataclass(frozen=True)
+class Const(Node):
+    name: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Cost(Node):
+    name: str
+    params: tuple[str, ...]
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Learn(Node):
+    name: str
+    shape: tuple[Dim, ...]
+    init: Expr
+    modifiers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class State(Node):
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str
+    init: Expr
+
+
+@dataclass(frozen=True)
+class Assign(Node):
+    name: str
+    expr: Expr
+    aux: bool = False
+
+
+@dataclass(frozen=True)
+class Iterate(Node):
+    count_name: str
+    count: int
+    body: tuple[Assign, ...]
+
+
+@dataclass(frozen=True)
+class Output(Node):
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Loss(Node):
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Layer(Node):
+    """One layer of a learnable block: `conv(1 -> 32, 3)`, `relu`, `linear(64 -> 64)`."""
+
+    kind: str
+    args: tuple[int | tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Block(Node):
+    name: str
+    in_shape: tuple[Dim, ...]
+    out_shape: tuple[Dim, ...]
+    layers: tuple[Layer, ...]
+    modifiers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Spec(Node):
+    """A whole parsed file: its statements in order, plus the file name and text for errors."""
+
+    file: str
+    source: str
+    statements: tuple[Node, ...]

@@ -1,0 +1,293 @@
+"""Parse `.unroll` text into the AST: the lark grammar in `unroll.lark` beside its Transformer.
+
+`parse(text, file)` returns an `ast.Spec`; any lark error becomes a `SpecSyntaxError` at the
+offending line and column, named from a table of common mistakes where one matches.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.indenter import Indenter
+
+from ..errors import Span, SpecSyntaxError
+from . import ast
+
+__all__ = ["parse", "parse_file", "BAD_EXAMPLES"]
+
+_GRAMMAR = Path(__file__).with_name("unroll.lark")
+
+
+class _SpecIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "LSQB"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 4
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_GRAMMAR.read_text(), parser="lalr", postlex=_SpecIndenter(),
+                propagate_positions=True, maybe_placeholders=True)
+
+
+def _span(file: str, meta_or_token) -> Span:
+    m = meta_or_token
+    if getattr(m, "empty", False):
+        return Span(file)
+    return Span(file, m.line, m.column, m.end_line, m.end_column)
+
+
+class _ToAst(Transformer):
+    """Builds AST nodes from the parse tree; one method per grammar rule, nothing else."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta) -> Span:
+        return _span(self.file, meta)
+
+    # ---- expressions ----
+    @v_args(meta=True)
+    def number(self, meta, c):
+        return ast.Number(self._s(meta), float(c[0]))
+
+    @v_args(meta=True)
+    def name(self, meta, c):
+        return ast.Name(self._s(meta), str(c[0]))
+
+    def _bin(op):  # noqa: N805 - a small factory for the binary rules
+        @v_args(meta=True)
+        def rule(self, meta, c):
+            return ast.BinOp(self._s(meta), op, c[0], c[1])
+        return rule
+
+    add, sub, mul, div = _bin("add"), _bin("sub"), _bin("mul"), _bin("div")
+    matmul, juxt, pow = _bin("matmul"), _bin("matmul"), _bin("pow")
+
+    @v_args(meta=True)
+    def neg(self, meta, c):
+        return ast.Neg(self._s(meta), c[0])
+
+    @v_args(meta=True)
+    def transpose(self, meta, c):
+        return ast.Transpose(self._s(meta), c[0])
+
+    @v_args(meta=True)
+    def norm(self, meta, c):
+        sub = str(c[1])[1:] if c[1] is not None else "2"
+        return ast.Norm(self._s(meta), c[0], sub)
+
+    @v_args(meta=True)
+    def listexpr(self, meta, c):
+        return ast.ListExpr(self._s(meta), tuple(c))
+
+    def kwarg(self, c):
+        return ("kw", str(c[0]), c[1])
+
+    def bound_arg(self, c):
+        return ("bound", str(c[0]), c[1])
+
+    @v_args(meta=True)
+    def call(self, meta, c):
+        args, kwargs, bound = [], [], []
+        for a in c[1:]:
+            if a is None:
+                continue
+            if isinstance(a, tuple):
+                (kwargs if a[0] == "kw" else bound).append((a[1], a[2]))
+            else:
+                args.append(a)
+        return ast.Call(self._s(meta), str(c[0]), tuple(args), tuple(kwargs), tuple(bound))
+
+    # ---- declarations ----
+    @v_args(meta=True)
+    def dim_name(self, meta, c):
+        return ast.Dim(self._s(meta), str(c[0]))
+
+    @v_args(meta=True)
+    def dim_int(self, meta, c):
+        return ast.Dim(self._s(meta), int(c[0]))
+
+    def shape(self, c):
+        return tuple(d for d in c if d is not None)
+
+    @v_args(meta=True)
+    def algorithm(self, meta, c):
+        desc = str(c[1])[1:-1] if c[1] is not None else None
+        return ast.Algorithm(self._s(meta), str(c[0]), desc)
+
+    @v_args(meta=True)
+    def dim_decl(self, meta, c):
+        return ast.DimDecl(self._s(meta), str(c[0]), int(c[1]) if c[1] is not None else None)
+
+    @v_args(meta=True)
+    def dims(self, meta, c):
+        return ast.Dims(self._s(meta), tuple(c))
+
+    def _tensor(kind):  # noqa: N805
+        @v_args(meta=True)
+        def rule(self, meta, c):
+            return ast.TensorDecl(self._s(meta), kind, str(c[0]), c[1], str(c[2] or "real"))
+        return rule
+
+    operator, input, target = _tensor("operator"), _tensor("input"), _tensor("target")
+
+    @v_args(meta=True)
+    def const(self, meta, c):
+        return ast.Const(self._s(meta), str(c[0]), c[1])
+
+    @v_args(meta=True)
+    def cost(self, meta, c):
+        return ast.Cost(self._s(meta), str(c[0]), tuple(str(p) for p in c[1:-1]), c[-1])
+
+    @v_args(meta=True)
+    def learn(self, meta, c):
+        return ast.Learn(self._s(meta), str(c[0]), c[1], c[2], tuple(str(m) for m in c[3:]))
+
+    @v_args(meta=True)
+    def state(self, meta, c):
+        return ast.State(self._s(meta), str(c[0]), c[1], str(c[2] or "real"), c[3])
+
+    @v_args(meta=True)
+    def output(self, meta, c):
+        return ast.Output(self._s(meta), tuple(str(n) for n in c))
+
+    @v_args(meta=True)
+    def loss(self, meta, c):
+        return ast.Loss(self._s(meta), c[0])
+
+    @v_args(meta=True)
+    def assign(self, meta, c):
+        return ast.Assign(self._s(meta), str(c[0]), c[1])
+
+    @v_args(meta=True)
+    def aux_assign(self, meta, c):
+        return ast.Assign(self._s(meta), str(c[0]), c[1], aux=True)
+
+    @v_args(meta=True)
+    def iterate(self, meta, c):
+        return ast.Iterate(self._s(meta), str(c[0]), int(c[1]), tuple(c[2:]))
+
+    def channels(self, c):
+        return (int(c[0]), int(c[1]))
+
+    def int_arg(self, c):
+        return int(c[0])
+
+    @v_args(meta=True)
+    def layer(self, meta, c):
+        return ast.Layer(self._s(meta), str(c[0]), tuple(a for a in c[1:] if a is not None))
+
+    @v_args(meta=True)
+    def block(self, meta, c):
+        layers = tuple(x for x in c[3:] if isinstance(x, ast.Layer))
+        mods = tuple(str(x) for x in c[3:] if isinstance(x, Token))
+        return ast.Block(self._s(meta), str(c[0]), c[1], c[2], layers, mods)
+
+    def start(self, c):
+        return tuple(c)
+
+
+# NOTE: named mistakes. Each entry is (message, hint, example texts that fail the same way);
+# lark's match_examples compares parser states, and the tests parse every example here.
+BAD_EXAMPLES: list[tuple[str, str, list[str]]] = [
+    ("missing '=' in a declaration", "write `const name = expression`",
+     ["const lam 0.1\n", "const L norm2(A)\n"]),
+    ("missing shape after ':'", "shapes are written in brackets, e.g. `: [m, n]`",
+     ["operator A : n\n", "input y : m\n", "learn W : m = 0\n"]),
+    ("missing closing parenthesis", "check that every '(' has its ')'",
+     ["const a = (1 + 2\n", "const a = soft(x, 1\n"]),
+    ("iterate block is empty or not indented", "indent the update equations under `iterate K = N:`",
+     ["iterate K = 3:\nx = 1\n", "iterate K = 3:\n"]),
+    ("missing ':' after iterate", "write `iterate K = 16:`",
+     ["iterate K = 16\n"]),
+    ("expression ends too early", "an operator needs an operand on both sides",
+     ["const a = 1 +\n", "const a = 2 *\n", "const a = -\n"]),
+    ("unclosed norm bars", "a norm is written ||v||, ||v||_1 or ||v||^2",
+     ["const a = ||x\n", "const a = ||x - y\n"]),
+]
+
+
+def _named(err: UnexpectedInput, text: str) -> tuple[str, str] | None:
+    examples = {f"{m}\x00{h}": ex for m, h, ex in BAD_EXAMPLES}
+    try:
+        key = err.match_examples(_parser().parse, examples, use_accepts=True)
+    except Exception:  # noqa: BLE001 - a failed lookup only loses the name, never the error
+        key = None
+    if not key:
+        return None
+    msg, hint = key.split("\x00")
+    return msg, hint
+
+
+def _describe(err: UnexpectedInput) -> str:
+    if isinstance(err, UnexpectedCharacters):
+        return f"unexpected character {err.char!r}"
+    if isinstance(err, UnexpectedEOF):
+        return "unexpected end of file"
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        if tok.type == "$END":
+            return "unexpected end of file"
+        if tok.type == "_NL":
+            return "unexpected end of line"
+        if tok.type == "_DEDENT":
+            return "unexpected end of indented block"
+        if tok.type == "_INDENT":
+            return "unexpected indentation"
+        return f"unexpected {tok.type.lower().replace('_', ' ').strip()} {str(tok).strip()!r}"
+    return "cannot parse"
+
+
+def _expected(err: UnexpectedInput) -> str | None:
+    exp = getattr(err, "expected", None) or getattr(err, "allowed", None)
+    if not exp:
+        return None
+    pretty = {"NAME": "a name", "NUMBER": "a number", "INT": "an integer", "_NL": "end of line",
+              "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "EQUAL": "'='",
+              "COLON": "':'", "COMMA": "','", "STRING": "a quoted string"}
+    names = sorted({pretty.get(e, e.lower()) for e in exp if not e.startswith("__")})
+    if not names or len(names) > 6:
+        return None
+    return "expected " + ", ".join(names)
+
+
+def _line_col(err: UnexpectedInput, text: str) -> tuple[int, int]:
+    line, col = getattr(err, "line", -1), getattr(err, "column", -1)
+    tok = getattr(err, "token", None)
+    if tok is not None and tok.type in ("$END",) or line in (-1, None):
+        lines = text.rstrip("\n").splitlines() or [""]
+        return len(lines), len(lines[-1]) + 1
+    if tok is not None and tok.type == "_NL":
+        # The newline token starts at the end of the offending line.
+        return tok.line, tok.column
+    return line, col
+
+
+def parse(text: str, file: str = "<spec>") -> ast.Spec:
+    """Parse spec text into an `ast.Spec`; raises `SpecSyntaxError` with line, column and hint."""
+    src = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = _parser().parse(src)
+    except UnexpectedInput as err:
+        line, col = _line_col(err, src)
+        named = _named(err, src)
+        if named:
+            msg, hint = named
+        else:
+            msg, hint = _describe(err), _expected(err)
+        raise SpecSyntaxError(msg, Span(file, line, col, line, col + 1), hint, text) from None
+    stmts = _ToAst(file).transform(tree)
+    return ast.Spec(Span(file, 1, 1), file, text, stmts)
+
+
+def parse_file(path: str | Path) -> ast.Spec:
+    """Read and parse a `.unroll` file."""
+    p = Path(path)
+    return parse(p.read_text(encoding="utf-8"), str(p))

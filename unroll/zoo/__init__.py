@@ -1,0 +1,35 @@
+"""The shipped specs: `list()` gives (name, citation) pairs, `path(name)` the `.unroll` file."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["names", "list", "path", "citation"]
+
+_DIR = Path(__file__).parent
+_HEADER = re.compile(r'^\s*algorithm\s+\w+\s*(?:"([^"]*)")?', re.M)
+
+
+def names() -> list[str]:
+    """Names of the zoo specs, sorted."""
+    return sorted(p.stem for p in _DIR.glob("*.unroll"))
+
+
+def path(name: str) -> Path:
+    """The file of zoo spec `name` (with or without a `zoo:` prefix)."""
+    name = name.removeprefix("zoo:")
+    p = _DIR / f"{name}.unroll"
+    if not p.exists():
+        raise KeyError(f"no zoo spec {name!r}; the zoo has: {', '.join(names())}")
+    return p
+
+
+def citation(name: str) -> str:
+    """The description string of the spec's `algorithm` line."""
+    m = _HEADER.search(path(name).read_text(encoding="utf-8"))
+    return (m.group(1) or "") if m else ""
+
+
+def list() -> list[tuple[str, str]]:  # noqa: A001 - the registry's documented name
+    """(name, citation) of every zoo spec."""
+    return [(n, citation(n)) for n in names()]
