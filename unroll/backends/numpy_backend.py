@@ -69,10 +69,38 @@ NUMPY_OPS: dict[str, Callable] = {
     "nmse": lambda a, r, s: np.sum(np.abs(a[0] - a[1]) ** 2) / np.sum(np.abs(a[1]) ** 2),
 }
 
+def _conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Cross-correlation with zero padding k//2 (as torch's Conv2d), x [B, C, H, W]."""
+    k = w.shape[-1]
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    H, W = x.shape[-2:]
+    out = np.zeros((x.shape[0], w.shape[0], H, W))
+    for i in range(k):
+        for j in range(k):
+            out += np.einsum("bchw,oc->bohw", xp[:, :, i:i + H, j:j + W], w[:, :, i, j])
+    return out if b is None else out + b[None, :, None, None]
+
+
+_ACT = {"relu": lambda v: np.maximum(v, 0.0), "tanh": np.tanh,
+        "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "softplus": lambda v: np.logaddexp(0.0, v)}
+
+
+def _block(layers, x: np.ndarray, params: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+    for i, d in enumerate(layers):
+        if d.kind in _ACT:
+            x = _ACT[d.kind](x)
+            continue
+        w = np.asarray(params[f"{key}.{i}.weight"], dtype=np.float64)
+        b = np.asarray(params[f"{key}.{i}.bias"], dtype=np.float64) if d.bias else None
+        x = _conv2d(x, w, b) if d.kind == "conv" else x @ w.T + (0 if b is None else b)
+    return x
+
+
 _CONSTRAINT = {None: lambda v: v, "positive": _softplus, "unit": lambda v: 1 / (1 + np.exp(-v))}
 
 
-def _run(g: Graph, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None) -> dict[str, np.ndarray]:
     for n in g:
         if n in env:
             continue
@@ -88,6 +116,15 @@ def _run(g: Graph, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             env[n] = (np.broadcast_to(np.reshape(v, v.shape + (1,) * len(rec.shape)),
                                       v.shape + tuple(rec.shape)) if rec.batched
                       else np.broadcast_to(v, rec.shape).copy())
+        elif rec.op == "block":
+            name, layer = rec.attrs
+            key = name if layer is None else f"{name}_{layer}"
+            env[n] = _block(blocks[name].layers, env[rec.args[0]], params, key)
+        elif rec.op == "reshape":
+            v = env[rec.args[0]]
+            env[n] = v.reshape((v.shape[0],) + tuple(rec.shape) if rec.batched else rec.shape)
+        elif rec.op == "batch_mean":
+            env[n] = np.mean(env[rec.args[0]])
         else:
             args = [env[a] for a in rec.args]
             env[n] = NUMPY_OPS[rec.op](args, rec, [g[a] for a in rec.args])
@@ -101,7 +138,7 @@ def initial_parameters(u: Unfolded, operators: Mapping[str, np.ndarray]) -> dict
            for n in b if b[n].op == "operator"}
     env = _run(b, env)
     return {node: np.broadcast_to(env[u.inits[info.name]], info.shape).astype(np.float64)
-            for node, info in u.params.items()}
+            for node, info in u.params.items()}  # blocks are random: pass their weights
 
 
 def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
@@ -126,7 +163,7 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
             env[n] = b[u.consts[rec.attrs[0]]]
         elif rec.op == "param":
             env[n] = np.asarray(params[n], dtype=np.float64)
-    env = _run(g, env)
+    env = _run(g, env, u.program.blocks, params)
     first = u.program.outputs[0]
     out = {"output": env[u.state_nodes[u.K][first]],
            "layers": [env[u.state_nodes[k][first]] for k in range(1, u.K + 1)],
@@ -139,7 +176,7 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
                 lenv[n] = out["states"][rec.attrs[0]]
             elif rec.op == "target":
                 lenv[n] = np.asarray(targets[rec.attrs[0]], dtype=np.float64)
-            elif rec.op in ("input", "operator", "const", "param"):
+            elif rec.op in ("input", "operator", "const", "param") and n in env:
                 lenv[n] = env[n]
         out["loss"] = _run(lg, lenv)[u.loss_node]
     return out

@@ -58,6 +58,10 @@ def _expr(g: Graph, node: str, names: dict[str, str], ctx: dict[str, str]) -> st
         return f"torch.zeros({shape}, dtype={ctx['dtype']}, device={ctx['device']})"
     if rec.op == "identity":
         return f"torch.eye({rec.shape[0]}, dtype={ctx['dtype']}, device={ctx['device']})"
+    if rec.op == "block":
+        name, layer = rec.attrs
+        where = f"self.{attr_name(name)}" if layer is None else f"self.layers[{layer}].{attr_name(name)}"
+        return f"{where}({args[0]})"
     if rec.op == "expand":
         if rec.batched:
             src = g[rec.args[0]]
@@ -136,9 +140,17 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
         if b.number(node) is None:
             w(f"self.register_buffer({attr_name(name)!r}, {bnames[node]}.detach().clone())", 2)
     transform = {None: "{0}", "positive": "_inv_softplus({0})", "unit": "_logit({0})"}
-    has_layers = any(info.layer is not None for info in u.params.values())
+    has_layers = any(info.layer is not None for info in u.params.values()) or any(
+        blk.tying == "per_layer" for blk in p.blocks.values())
     if has_layers:
         w(f"self.layers = torch.nn.ModuleList(torch.nn.Module() for _ in range({u.K}))", 2)
+    for name, blk in p.blocks.items():
+        layers = tuple((d.kind, d.cin, d.cout, d.kernel, d.bias) for d in blk.layers)
+        if blk.tying == "shared":
+            w(f"self.{attr_name(name)} = _block({layers!r}, dtype)", 2, None, str(blk.span))
+        else:
+            w("for _layer in self.layers:", 2)
+            w(f"_layer.{attr_name(name)} = _block({layers!r}, dtype)", 3, None, str(blk.span))
     for name, lrn in p.learnables.items():
         init = u.inits[name]
         value = bnames[init] if init in bnames else literal(b.number(init))
@@ -244,12 +256,21 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     w("", 1)
     w("def parameter_values(self):", 1)
     w('"""Every learnable as the network uses it (constraints applied), by graph node."""', 2)
-    w("return {", 2)
+    w("_values = {", 2)
     for n, info in u.params.items():
         where = (f"self.{attr_name(info.name)}" if info.layer is None else
                  f"self.layers[{info.layer}].{attr_name(info.name)}")
         w(f"{n!r}: {constraint[info.constraint].format(where)},", 3)
     w("}", 2)
+    for name, blk in p.blocks.items():
+        if blk.tying == "shared":
+            w(f"_values.update(('{name}.' + n, v) for n, v in self.{attr_name(name)}"
+              ".named_parameters())", 2)
+        else:
+            w("for _k, _layer in enumerate(self.layers):", 2)
+            w(f"_values.update((f'{name}_{{_k}}.' + n, v) for n, v in _layer.{attr_name(name)}"
+              ".named_parameters())", 3)
+    w("return _values", 2)
     return Generated("\n".join(w.lines) + "\n", cls, w.line_map)
 
 

@@ -54,6 +54,25 @@ def _logit(v):
     return torch.logit(v)
 
 
+def _block(layers, dtype):
+    """A learnable block from (kind, in, out, kernel, bias) tuples; weights Xavier-normal."""
+    mods = []
+    for kind, cin, cout, k, bias in layers:
+        if kind == "conv":
+            m = torch.nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias, dtype=dtype)
+        elif kind == "linear":
+            m = torch.nn.Linear(cin, cout, bias=bias, dtype=dtype)
+        else:
+            m = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
+                 "softplus": torch.nn.Softplus}[kind]()
+        if kind in ("conv", "linear"):
+            torch.nn.init.xavier_normal_(m.weight)
+            if bias:
+                torch.nn.init.zeros_(m.bias)
+        mods.append(m)
+    return torch.nn.Sequential(*mods)
+
+
 def _full(v, shape, dtype, device):
     return torch.as_tensor(v, dtype=dtype, device=device).expand(shape).clone()
 '''
@@ -131,7 +150,11 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] =
     "norm0": _reduce("sum", "({0} != 0).to({0}.real.dtype)"),
     "norminf": _reduce("amax", "{0}.abs()"),
     "opnorm": lambda a, r, s: f"torch.linalg.matrix_norm({a[0]}, ord=2)",
-    "mse": lambda a, r, s: f"torch.mean(torch.abs({a[0]} - {a[1]}) ** 2)",
+    "reshape": lambda a, r, s: (f"{a[0]}.reshape({a[0]}.shape[0], {', '.join(map(str, r.shape))})"
+                                if r.batched else f"{a[0]}.reshape({tuple(r.shape)!r})"),
+    "batch_mean": lambda a, r, s: f"{a[0]}.mean()",
+    "mse": lambda a, r, s: (f"torch.mean(torch.abs({a[0]} - {a[1]}) ** 2)" if r.dtype == "complex"
+                            else f"torch.mean(({a[0]} - {a[1]}) ** 2)"),
     "nmse": lambda a, r, s: (f"torch.sum(torch.abs({a[0]} - {a[1]}) ** 2) / "
                              f"torch.sum(torch.abs({a[1]}) ** 2)"),
 }

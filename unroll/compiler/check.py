@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 
 from ..dsl import ast
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
+from . import blocks as _blocks
 from . import derive
-from .ir import CostTerm, Learnable, Program, StateVar, Tensor, Value, fmt_shape
+from .ir import BlockDef, CostTerm, Learnable, Program, StateVar, Tensor, Value, fmt_shape
 from .ops import FUNCTIONS, OPS
 
 __all__ = ["check", "Checker", "IDENT"]
@@ -37,7 +38,8 @@ _CONTEXTS = {
     "learn": {"dim", "operator", "const"},
     "state": {"dim", "operator", "const", "learn", "input", "state"},
     "cost": {"dim", "operator", "const", "learn", "input", "param", "cost"},
-    "body": {"dim", "operator", "const", "learn", "input", "state", "local", "index", "cost"},
+    "body": {"dim", "operator", "const", "learn", "input", "state", "local", "index", "cost",
+             "block"},
     "loss": {"dim", "operator", "const", "learn", "input", "state", "target", "aux", "cost"},
 }
 _WHY = {
@@ -76,7 +78,7 @@ class Checker:
         self.states: dict[str, StateVar] = {}
         self.costs: dict[str, ast.Cost] = {}
         self.cost_terms: dict[str, CostTerm] = {}
-        self.blocks: dict[str, ast.Block] = {}
+        self.blocks: dict[str, BlockDef] = {}
 
     # ---- errors ----
     def err(self, cls, msg: str, node_or_span, hint: str | None = None) -> SpecError:
@@ -112,7 +114,8 @@ class Checker:
                                    closest(d.value, self.dims) or "declare it with `dims`")
             elif d.value <= 0:
                 raise self.err(ShapeError, "a dimension must be positive", d)
-            out.append(d.value)
+            # NOTE: a dim with a size in the spec (`dims N = 1089`) is that number from here on.
+            out.append(self.dims.get(d.value) or d.value if isinstance(d.value, str) else d.value)
         return tuple(out)
 
     def fit_shape(self, v: Value, shape: tuple, node: ast.Node, what: str) -> Value:
@@ -179,6 +182,10 @@ class Checker:
             return derive.DERIVED[name](self, e, ctx, env)
         if sym is not None and sym.kind == "cost":
             return self.call_cost(e, ctx, env)
+        if sym is not None and sym.kind == "block":
+            return self.call_block(e, ctx, env)
+        if name in ("reshape", "vec") and sym is None:
+            return self.call_reshape(e, ctx, env)
         if (sym is not None and sym.value is not None) or name in env:
             if len(e.args) != 1 or e.kwargs or e.bound:
                 raise self.err(SpecError, f"'{name}' is a value, not a function", e,
@@ -203,6 +210,67 @@ class Checker:
             raise self.err(SpecError, f"{name}() takes {want} argument{'s' * (hi > 1)}, "
                            f"got {len(args)}", e, OPS[opname].doc)
         return self.make(opname, args, e, list(e.args))
+
+    def call_block(self, e: ast.Call, ctx, env) -> Value:
+        blk = self.blocks[e.func]
+        if "block" not in _CONTEXTS[ctx]:
+            raise self.err(NameError_, f"block '{e.func}' can only be applied inside iterate", e)
+        if len(e.args) != 1 or e.kwargs or e.bound:
+            raise self.err(SpecError, f"block {e.func} takes one argument", e)
+        v = self.expr(e.args[0], ctx, env)
+        if v.shape != blk.in_shape:
+            raise self.err(ShapeError, f"block {e.func} takes {fmt_shape(blk.in_shape)}, got "
+                           f"{fmt_shape(v.shape)}", e.args[0], self.describe(v, e.args[0]))
+        return Value("block", (v,), (e.func,), blk.out_shape, v.batched, v.dtype, e.span)
+
+    def call_reshape(self, e: ast.Call, ctx, env) -> Value:
+        """`reshape(v, [c, h, w])` and `vec(v)`: the same entries in another shape."""
+        want = 1 if e.func == "vec" else 2
+        if len(e.args) != want or e.kwargs or e.bound:
+            raise self.err(SpecError, "write reshape(v, [1, 33, 33]) or vec(v)", e)
+        v = self.expr(e.args[0], ctx, env)
+        if e.func == "vec":
+            shape = (_size(v.shape),) if all(isinstance(d, int) for d in v.shape) else None
+            if shape is None:
+                raise self.err(ShapeError, "vec needs a shape of known sizes", e)
+        else:
+            lst = e.args[1]
+            if not isinstance(lst, ast.ListExpr):
+                raise self.err(SpecError, "the new shape is a list: reshape(v, [1, 33, 33])", lst)
+            shape = []
+            for item in lst.items:
+                if isinstance(item, ast.Number) and item.value == int(item.value) and item.value > 0:
+                    shape.append(int(item.value))
+                elif isinstance(item, ast.Name) and item.id in self.dims:
+                    shape.append(self.dims[item.id] or item.id)
+                else:
+                    raise self.err(ShapeError, "a shape entry is a positive integer or a dim name",
+                                   item, closest(getattr(item, "id", ""), self.dims))
+            shape = tuple(shape)
+        known = all(isinstance(d, int) for d in shape + tuple(v.shape))
+        if known and _size(shape) != _size(v.shape):
+            raise self.err(ShapeError, f"cannot reshape {fmt_shape(v.shape)} ({_size(v.shape)} "
+                           f"entries) to {fmt_shape(shape)} ({_size(shape)} entries)", e)
+        return Value("reshape", (v,), (shape,), shape, v.batched, v.dtype, e.span)
+
+    def block(self, s: ast.Block) -> None:
+        tying = [m for m in s.modifiers if m in _MODIFIERS_TYING]
+        if len(set(tying)) > 1:
+            raise self.err(TyingError, f"block {s.name} is both shared and per_layer", s,
+                           "choose one tying: shared (one copy) or per_layer (one per layer)")
+        bad = [m for m in s.modifiers if m not in _MODIFIERS_TYING]
+        if bad:
+            raise self.err(TyingError, f"a block cannot be {bad[0]}", s,
+                           "blocks take shared or per_layer")
+        defs = [(_blocks.layer_def(layer, self.src), layer) for layer in s.layers]
+        in_shape, out_shape = self.shape_of(s.in_shape), self.shape_of(s.out_shape)
+        got = _blocks.flow(defs, in_shape, self.src)
+        if got != out_shape:
+            raise self.err(ShapeError, f"block {s.name} is declared to give {fmt_shape(out_shape)} "
+                           f"but its layers give {fmt_shape(got)}", s)
+        self.blocks[s.name] = BlockDef(s.name, tuple(d for d, _ in defs), in_shape, out_shape,
+                                       tying[0] if tying else "shared", s.span)
+        self.declare(s.name, "block", None, s)
 
     def call_cost(self, e: ast.Call, ctx, env) -> Value:
         cost = self.costs[e.func]
@@ -346,7 +414,7 @@ class Checker:
             elif kind == "Loss":
                 loss_node = s
             elif kind == "Block":
-                raise self.err(SpecError, "learnable blocks are not supported yet", s)
+                self.block(s)
         if iterate is None:
             raise self.err(SpecError, "the spec has no `iterate K = N:` block", Span(self.spec.file, 1, 1),
                            "add the update equations under `iterate K = 16:`")
@@ -372,7 +440,7 @@ class Checker:
                        {n: t for n, t in self.tensors.items() if t.kind == "input"},
                        {n: t for n, t in self.tensors.items() if t.kind == "target"},
                        self.consts, self.learnables, self.states, updates, equations, K,
-                       outputs.names, loss, self.cost_terms, spans)
+                       outputs.names, loss, self.cost_terms, self.blocks, spans)
 
     def learn(self, s: ast.Learn) -> None:
         tying = [m for m in s.modifiers if m in _MODIFIERS_TYING]
@@ -461,7 +529,16 @@ class Checker:
         if v.shape != ():
             raise self.err(ShapeError, f"the loss must be a scalar, got {fmt_shape(v.shape)}", s.expr,
                            "use mse(x, x_star) or wrap the expression in sum()")
+        if v.batched:  # a per-sample loss is averaged over the batch
+            v = Value("batch_mean", (v,), (), (), False, v.dtype, s.span)
         return v
+
+
+def _size(shape: tuple) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def check(spec: ast.Spec, K: int | None = None) -> Program:

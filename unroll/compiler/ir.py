@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import Span
 
-__all__ = ["Value", "Tensor", "Learnable", "StateVar", "CostTerm", "Program", "LEAF_OPS",
-           "fmt_shape"]
+__all__ = ["Value", "Tensor", "Learnable", "StateVar", "CostTerm", "BlockDef", "Program",
+           "LEAF_OPS", "fmt_shape"]
 
 # Leaves: what a value can refer to without computing anything.
 LEAF_OPS = frozenset({"input", "target", "operator", "const", "param", "state", "number", "index",
@@ -76,6 +76,18 @@ class StateVar:
 
 
 @dataclass(frozen=True)
+class BlockDef:
+    """A learnable block: its layers (`blocks.LayerDef`), input and output shapes, and tying."""
+
+    name: str
+    layers: tuple
+    in_shape: tuple
+    out_shape: tuple
+    tying: str
+    span: Span
+
+
+@dataclass(frozen=True)
 class CostTerm:
     name: str
     params: tuple[str, ...]
@@ -105,6 +117,7 @@ class Program:
     outputs: tuple[str, ...]
     loss: Value | None
     costs: dict[str, CostTerm] = field(default_factory=dict)
+    blocks: dict[str, BlockDef] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)
 
 

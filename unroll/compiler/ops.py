@@ -67,8 +67,18 @@ _TABLE = [
     OpInfo("norm0", (1, 1), "reduce", None, "||v||_0 (count of non-zeros)", False),
     OpInfo("norminf", (1, 1), "reduce", None, "||v||_inf", False),
     OpInfo("opnorm", (1, 1), "matrix_scalar", None, "norm2(A): spectral norm of a fixed matrix"),
+    OpInfo("reshape", (1, 1), "custom", None, "reshape(v, [c, h, w]): same entries, new shape"),
+    OpInfo("block", (1, 1), "custom", None, "a learnable block applied to a value"),
+    OpInfo("batch_mean", (1, 1), "batch_reduce", None, "mean over the batch (per-sample losses)"),
     OpInfo("mse", (2, 2), "batch_reduce", None, "mse(a, b): mean squared error over batch and entries"),
     OpInfo("nmse", (2, 2), "batch_reduce", None, "nmse(a, b): ||a − b||² / ||b||² over the batch"),
+    # Indicators (cost terms): 0 where the constraint holds, +inf elsewhere; their prox is a projection.
+    OpInfo("nonneg", (1, 1), "reduce", None, "nonneg(x): indicator of x ≥ 0 (0 or +inf)", False),
+    OpInfo("box", (3, 3), "reduce", None, "box(x, lo, hi): indicator of lo ≤ x ≤ hi (0 or +inf)",
+           False),
+    # Built only by the derivation (argmin, block soft thresholding), never written in a spec.
+    OpInfo("solve", (2, 2), "custom", None, "solve(H, b): H⁻¹ b for a fixed square matrix H"),
+    OpInfo("vdot", (2, 2), "custom", None, "vdot(a, b): per-sample inner product, kept as [1]"),
 ]
 
 OPS: dict[str, OpInfo] = {o.name: o for o in _TABLE}
@@ -79,6 +89,7 @@ FUNCTIONS: dict[str, str] = {
     "softplus": "softplus", "sigmoid": "sigmoid", "tanh": "tanh", "sqrt": "sqrt", "exp": "exp",
     "log": "log", "clamp": "clamp", "max": "maximum", "min": "minimum", "sum": "sum",
     "mean": "mean", "norm2": "opnorm", "mse": "mse", "nmse": "nmse",
+    "nonneg": "nonneg", "box": "box",
 }
 
 # Ops whose value is zero wherever their first argument is zero (used when folding zero states).

@@ -133,8 +133,19 @@ class _Instantiator:
             hint = None
             if v.name:
                 hint = f"{v.name}_{layer}" if own is not None else v.name
-            out = g.add(v.op, args, tuple(v.attrs), self.concrete(v.shape, v.span), v.dtype,
-                        v.batched, own, v.span, hint)
+            attrs, label = tuple(v.attrs), None
+            shape = self.concrete(v.shape, v.span)
+            if v.op == "block":
+                per_layer = self.program.blocks[v.attrs[0]].tying == "per_layer"
+                attrs = (v.attrs[0], layer) if per_layer else (v.attrs[0], None)
+                label = f"{v.attrs[0]}[{layer}]" if per_layer else v.attrs[0]
+            elif v.op == "reshape":
+                attrs = (shape,)
+                src = g[args[0]].shape
+                if _size(src) != _size(shape):
+                    raise ShapeError(f"cannot reshape {fmt_shape(src)} to {fmt_shape(shape)}: the "
+                                     "sizes differ", v.span, None, self.program.source)
+            out = g.add(v.op, args, attrs, shape, v.dtype, v.batched, own, v.span, hint, label)
         memo[id(v)] = out
         return out
 
@@ -146,6 +157,8 @@ class _Instantiator:
                 got = True
             elif v.op == "param":
                 got = self.g[leaves[("param",) + tuple(v.attrs)]].layer is not None
+            elif v.op == "block" and self.program.blocks[v.attrs[0]].tying == "per_layer":
+                got = True
             else:
                 got = any(self.variant(a, leaves) for a in v.args)
             self._variant[id(v)] = got
@@ -159,6 +172,13 @@ class _Instantiator:
         if self.g.is_zero(node):
             return self.g.add("zeros", (), (), shape, dtype, False, None, span)
         return self.g.add("expand", (node,), (), shape, dtype, rec.batched, rec.layer, span)
+
+
+def _size(shape: tuple) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfolded:

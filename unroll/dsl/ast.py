@@ -168,7 +168,7 @@ class Layer(Node):
     """One layer of a learnable block: `conv(1 -> 32, 3)`, `relu`, `linear(64 -> 64)`."""
 
     kind: str
-    args: tuple[int | tuple[int, int], ...]
+    args: tuple[int | str | tuple[int, int], ...]
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,9 @@ class _ToAst(Transformer):
     def int_arg(self, c):
         return int(c[0])
 
+    def flag_arg(self, c):
+        return str(c[0])
+
     @v_args(meta=True)
     def layer(self, meta, c):
         return ast.Layer(self._s(meta), str(c[0]), tuple(a for a in c[1:] if a is not None))
@@ -215,15 +218,22 @@ BAD_EXAMPLES: list[tuple[str, str, list[str]]] = [
 
 
 def _named(err: UnexpectedInput, text: str) -> tuple[str, str] | None:
-    examples = {f"{m}\x00{h}": ex for m, h, ex in BAD_EXAMPLES}
-    try:
-        key = err.match_examples(_parser().parse, examples, use_accepts=True)
-    except Exception:  # noqa: BLE001 - a failed lookup only loses the name, never the error
-        key = None
-    if not key:
+    # NOTE: lark's match_examples compares whole parser stacks, so an example would only match a
+    # mistake on a spec's first statement; comparing the current LALR state and accepts does not
+    # depend on what came before.
+    state = getattr(err, "state", None)
+    if state is None:
         return None
-    msg, hint = key.split("\x00")
-    return msg, hint
+    for msg, hint, examples in BAD_EXAMPLES:
+        for ex in examples:
+            try:
+                _parser().parse(ex)
+            except UnexpectedInput as ut:
+                other = getattr(ut, "state", None)
+                if (other is not None and other.position == state.position
+                        and getattr(ut, "accepts", None) == getattr(err, "accepts", None)):
+                    return msg, hint
+    return None
 
 
 def _describe(err: UnexpectedInput) -> str:
@@ -267,6 +277,9 @@ def _line_col(err: UnexpectedInput, text: str) -> tuple[int, int]:
     if tok is not None and tok.type == "_NL":
         # The newline token starts at the end of the offending line.
         return tok.line, tok.column
+    if tok is not None and tok.type == "_INDENT":
+        # The indent borrows the newline's position; the indented text starts where it ends.
+        return tok.end_line, tok.end_column
     return line, col
 
 
