@@ -180,3 +180,25 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
                 lenv[n] = env[n]
         out["loss"] = _run(lg, lenv)[u.loss_node]
     return out
+
+
+# ---- ops built by the derivation (prox table, argmin) and indicator cost terms ----
+def _indicator(ok: np.ndarray, nd: int) -> np.ndarray:
+    if nd:
+        ok = np.all(ok, axis=tuple(range(-nd, 0)))
+    return np.where(ok, 0.0, np.inf)
+
+
+def _solve(a, r, s):
+    H, b = a
+    if len(s[1].shape) == 1:
+        return np.linalg.solve(H, b[..., None])[..., 0]
+    return np.linalg.solve(H, b)
+
+
+NUMPY_OPS.update({
+    "nonneg": lambda a, r, s: _indicator(a[0] >= 0, len(s[0].shape)),
+    "box": lambda a, r, s: _indicator((a[0] >= a[1]) & (a[0] <= a[2]), len(s[0].shape)),
+    "solve": _solve,
+    "vdot": lambda a, r, s: np.sum(np.conj(a[0]) * a[1], axis=_axes(s[0]), keepdims=True),
+})

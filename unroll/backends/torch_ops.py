@@ -158,3 +158,35 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] =
     "nmse": lambda a, r, s: (f"torch.sum(torch.abs({a[0]} - {a[1]}) ** 2) / "
                              f"torch.sum(torch.abs({a[1]}) ** 2)"),
 }
+
+
+# ---- ops built by the derivation (prox table, argmin) and indicator cost terms ----
+HELPERS += '''
+
+def _indicator(ok, nd):
+    """0 where every entry of a sample satisfies the constraint, +inf elsewhere."""
+    if nd:
+        ok = ok.flatten(-nd).all(-1)
+    return torch.where(ok, 0.0, float("inf"))
+
+
+def _solve(H, b):
+    """H^-1 b for a fixed square H and a (batch of) vector(s) b."""
+    return torch.linalg.solve(H, b.unsqueeze(-1)).squeeze(-1)
+'''
+
+
+def _vdot(a, rec, args):
+    nd = len(args[0].shape)
+    x = f"torch.conj({a[0]}) * {a[1]}" if rec.dtype == "complex" else f"{a[0]} * {a[1]}"
+    return f"({x}).sum(dim={_dims(args[0])}, keepdim=True)" if nd else f"({x})"
+
+
+TORCH_OPS.update({
+    "nonneg": lambda a, r, s: f"_indicator({a[0]} >= 0, {len(s[0].shape)})",
+    "box": lambda a, r, s: (f"_indicator(({a[0]} >= {a[1]}) & ({a[0]} <= {a[2]}), "
+                            f"{len(s[0].shape)})"),
+    "solve": lambda a, r, s: (f"_solve({a[0]}, {a[1]})" if len(s[1].shape) == 1
+                              else f"torch.linalg.solve({a[0]}, {a[1]})"),
+    "vdot": _vdot,
+})

@@ -508,6 +508,7 @@ class Checker:
                 equations.append((a.name, env[a.name]))
             changed = False
             for n, st in list(self.states.items()):
+        derive.finish(self, updates)
                 if env[n].batched and not st.batched:
                     self.states[n] = replace(st, batched=True)
                     self.symbols[n] = replace(self.symbols[n], value=replace(
@@ -543,4 +544,5 @@ def _size(shape: tuple) -> int:
 
 def check(spec: ast.Spec, K: int | None = None) -> Program:
     """Resolve names and infer shapes of a parsed spec; returns the `Program` of one iteration."""
-    return Checker(spec, K).run()
+    from .templates import expand
+    return Checker(expand(spec), K).run()

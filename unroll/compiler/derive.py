@@ -1,8 +1,221 @@
 """Symbolic derivation hooks: spec calls (grad, prox, argmin) that the compiler expands into
 primitive ops before building the graph. Each entry takes (checker, call, ctx, env) -> Value.
+
+`grad(f, x)` differentiates cost terms by reverse-mode rules over the IR (one vector-Jacobian rule
+per op, `VJP`), simplified by the smart constructors of `algebra`; `prox(g, v, t)` looks the term's
+form up in `prox.PROX`; `argmin(x: q)` lowers the normal equations of a quadratic (`quadratic`).
+Learnables declared but not used literally in the body are matched into derived steps (`rewrite`).
 """
 from __future__ import annotations
 
-__all__ = ["DERIVED"]
+from ..dsl import ast
+from ..errors import DerivationError
+from . import algebra as al
+from .ir import Value
 
-DERIVED: dict = {}
+__all__ = ["DERIVED", "VJP", "vjp", "cost_terms", "placeholder", "finish", "NotDifferentiable"]
+
+
+class NotDifferentiable(Exception):
+    """Raised by `vjp` with the node that has no derivative."""
+
+    def __init__(self, node: Value):
+        super().__init__(node.op)
+        self.node = node
+
+
+def _unb(g: Value | None, a: Value) -> Value | None:
+    """Sum an adjoint over the entries a scalar argument was broadcast to."""
+    if g is not None and a.shape == () and g.shape != ():
+        return al.mk("sum", g)
+    return g
+
+
+def _size(a: Value) -> Value:
+    out = al.num(1.0)
+    for d in a.shape:
+        out = al.mul(out, al.num(d) if isinstance(d, int) else Value("dim", (), (d,)))
+    return out
+
+
+def _matmul_vjp(n: Value, g: Value, dep):
+    a, b = n.args
+    ga = None if not dep(a) else al.matmul(g, al.T(b)) if len(b.shape) == 2 else None
+    if dep(a) and ga is None:
+        raise NotDifferentiable(n)
+    return [ga, al.matmul(al.T(a), g)]
+
+
+def _pow_vjp(n: Value, g: Value, dep):
+    a, c = n.args
+    if al.numval(c) is None:
+        raise NotDifferentiable(n)
+    e = al.numval(c)
+    da = al.mul(al.num(e), al.mk("pow", a, al.num(e - 1)) if e != 2 else a)
+    return [_unb(al.mul(g, da), a), None]
+
+
+VJP = {
+    "add": lambda n, g, d: [_unb(g, n.args[0]), _unb(g, n.args[1])],
+    "sub": lambda n, g, d: [_unb(g, n.args[0]), _unb(al.neg(g), n.args[1])],
+    "neg": lambda n, g, d: [al.neg(g)],
+    "mul": lambda n, g, d: [_unb(al.mul(g, n.args[1]), n.args[0]), _unb(al.mul(g, n.args[0]), n.args[1])],
+    "div": lambda n, g, d: [_unb(al.div(g, n.args[1]), n.args[0]),
+                         _unb(al.neg(al.div(al.mul(g, n.args[0]), al.mul(n.args[1], n.args[1]))),
+                              n.args[1])],
+    "pow": _pow_vjp,
+    "matmul": _matmul_vjp,
+    "transpose": lambda n, g, d: [al.T(g)],
+    "sqnorm": lambda n, g, d: [al.mul(al.mul(al.num(2.0), g), n.args[0])],
+    "sum": lambda n, g, d: [g],
+    "mean": lambda n, g, d: [al.div(g, _size(n.args[0]))],
+    "exp": lambda n, g, d: [al.mul(g, n)],
+    "log": lambda n, g, d: [al.div(g, n.args[0])],
+    "sqrt": lambda n, g, d: [al.div(g, al.mul(al.num(2.0), n))],
+    "tanh": lambda n, g, d: [al.mul(g, al.sub(al.num(1.0), al.mul(n, n)))],
+    "sigmoid": lambda n, g, d: [al.mul(g, al.mul(n, al.sub(al.num(1.0), n)))],
+    "softplus": lambda n, g, d: [al.mul(g, al.mk("sigmoid", n.args[0]))],
+}
+
+
+def vjp(cost: Value, wrt: Value) -> Value | None:
+    """The gradient of scalar `cost` with respect to the leaf `wrt` (None when it is zero)."""
+    order = al.walk(cost)
+    pos = {id(n): i for i, n in enumerate(order)}
+    dep: dict[int, bool] = {}
+    for n in order:
+        dep[id(n)] = n is wrt or any(dep[id(a)] for a in n.args)
+    if not dep[id(cost)]:
+        return None
+    adj: dict[int, list] = {id(cost): [(0, al.num(1.0))]}
+    is_dep = lambda v: dep.get(id(v), False)  # noqa: E731
+    for n in reversed(order):
+        if n is wrt or not dep[id(n)] or id(n) not in adj:
+            continue
+        g = _total(adj[id(n)])
+        if g is None:
+            continue
+        if n.op not in VJP or n.dtype == "complex":
+            raise NotDifferentiable(n)
+        for a, ga in zip(n.args, VJP[n.op](n, g, is_dep)):
+            if dep[id(a)] and ga is not None:
+                adj.setdefault(id(a), []).append((pos[id(n)], ga))
+    return _total(adj.get(id(wrt), []))
+
+
+def _total(parts: list) -> Value | None:
+    out = None
+    for _, g in sorted(parts, key=lambda p: p[0]):
+        out = al.add(out, g)
+    return out
+
+
+# ---- cost terms named in a call ----
+def cost_terms(checker, e: ast.Expr) -> list[tuple[ast.Expr | None, float, str]]:
+    """`f`, `f + h`, `rho * h - f` → [(coefficient expr or None, sign, cost name)]."""
+    if isinstance(e, ast.Name):
+        if e.id not in checker.costs:
+            known = ", ".join(checker.costs) or "(none declared)"
+            raise checker.err(DerivationError, f"'{e.id}' is not a cost term", e,
+                              f"name a declared cost: {known}")
+        return [(None, 1.0, e.id)]
+    if isinstance(e, ast.BinOp) and e.op in ("add", "sub"):
+        right = [(c, -s if e.op == "sub" else s, n) for c, s, n in cost_terms(checker, e.right)]
+        return cost_terms(checker, e.left) + right
+    if isinstance(e, ast.Neg):
+        return [(c, -s, n) for c, s, n in cost_terms(checker, e.operand)]
+    if isinstance(e, ast.BinOp) and e.op in ("mul", "matmul"):
+        for coef, term in ((e.left, e.right), (e.right, e.left)):
+            if isinstance(term, ast.Name) and term.id in checker.costs:
+                return [(coef, 1.0, term.id)]
+    raise checker.err(DerivationError, "expected a cost term or a sum of cost terms", e,
+                      "write grad(f, x), grad(f + h, x) or grad(f + rho * h, x)")
+
+
+def placeholder(name: str, like: Value) -> Value:
+    """A fresh leaf standing for the variable of a derivation (compared by identity)."""
+    return Value("state", (), (f"__{name}__",), like.shape, like.batched, like.dtype, like.span)
+
+
+def term_value(checker, name: str, var: str | None, p: Value, ctx, env) -> Value:
+    """Cost `name` with its parameter `var` (its only one by default) bound to `p`."""
+    cost = checker.costs[name]
+    var = var if var is not None else cost.params[0]
+    args = tuple(ast.Name(cost.span, "__p__" if q == var else q) for q in cost.params)
+    return al.normalize(checker.call_cost(ast.Call(cost.span, name, args), ctx,
+                                          {**env, "__p__": p}))
+
+
+def _wrt(checker, call: ast.Call, terms, ctx, env) -> tuple[str | None, Value]:
+    """The differentiated parameter (None = each term's only one) and the point."""
+    point = checker.expr(call.args[1], ctx, env)
+    multi = [n for _, _, n in terms if len(checker.costs[n].params) > 1]
+    if multi:
+        x = call.args[1]
+        if not isinstance(x, ast.Name) or x.id not in checker.costs[multi[0]].params:
+            raise checker.err(DerivationError, f"cost {multi[0]} has several parameters; "
+                              "name the one to differentiate", x,
+                              f"one of: {', '.join(checker.costs[multi[0]].params)}")
+        return x.id, point
+    return None, point
+
+
+def _grad(checker, call: ast.Call, ctx, env) -> Value:
+    if len(call.args) != 2:
+        raise checker.err(DerivationError, "grad takes a cost and a variable: grad(f, x)", call)
+    terms = cost_terms(checker, call.args[0])
+    var, point = _wrt(checker, call, terms, ctx, env)
+    p = placeholder("grad", point)
+    total = None
+    for coef, sign, name in terms:
+        try:
+            g = vjp(term_value(checker, name, var, p, ctx, env), p)
+        except NotDifferentiable as nd:
+            what = {"norm1": "||.||_1", "norm2": "||.|| (not squared)", "norm0": "||.||_0"}.get(
+                nd.node.op, nd.node.op)
+            raise checker.err(DerivationError, f"cost {name} is not differentiable in "
+                              f"{var or checker.costs[name].params[0]}: it contains {what}", call,
+                              f"use prox({name}, v, t) for a non-smooth term") from None
+        if coef is not None:
+            g = al.mul(checker.expr(coef, ctx, env), g)
+        total = al.sub(total, g) if sign < 0 else al.add(total, g)
+    total = total if total is not None else al.num(0.0)
+    out = al.substitute(total, {id(p): point})
+    return _rewrite(checker, out)
+
+
+def _prox(checker, call: ast.Call, ctx, env) -> Value:
+    from .prox import prox_of
+    if len(call.args) not in (2, 3):
+        raise checker.err(DerivationError, "prox takes a cost, a point and a step: prox(g, v, t)",
+                          call)
+    terms = cost_terms(checker, call.args[0])
+    v = checker.expr(call.args[1], ctx, env)
+    t = checker.expr(call.args[2], ctx, env) if len(call.args) == 3 else al.num(1.0)
+    p = placeholder("prox", v)
+    parts = []
+    for coef, sign, name in terms:
+        val = term_value(checker, name, None, p, ctx, env)
+        if coef is not None:
+            val = al.mul(checker.expr(coef, ctx, env), val)
+        parts.append(al.neg(val) if sign < 0 else val)
+    return _rewrite(checker, prox_of(checker, call, [n for _, _, n in terms], parts, p, v, t))
+
+
+def _argmin(checker, call: ast.Call, ctx, env) -> Value:
+    from .quadratic import argmin
+    return _rewrite(checker, argmin(checker, call, ctx, env))
+
+
+def _rewrite(checker, v: Value) -> Value:
+    from .rewrite import rewrite
+    return rewrite(checker, v)
+
+
+def finish(checker, updates: dict[str, Value]) -> None:
+    """After the body: every learnable meant for rewriting must have matched a derived step."""
+    from .rewrite import check_all_used
+    check_all_used(checker, updates)
+
+
+DERIVED: dict = {"grad": _grad, "prox": _prox, "argmin": _argmin}

@@ -8,7 +8,7 @@ from ..errors import Span
 __all__ = [
     "Node", "Expr", "Number", "Name", "Call", "BinOp", "Neg", "Transpose", "Norm", "ListExpr",
     "Dim", "Algorithm", "DimDecl", "Dims", "TensorDecl", "Const", "Cost", "Learn", "State",
-    "Assign", "Iterate", "Output", "Loss", "Layer", "Block", "Spec",
+    "Assign", "Iterate", "Output", "Loss", "Solve", "Layer", "Block", "Spec",
 ]
 
 
@@ -161,6 +161,15 @@ class Output(Node):
 @dataclass(frozen=True)
 class Loss(Node):
     expr: Expr
+
+
+@dataclass(frozen=True)
+class Solve(Node):
+    """`solve f + g with ista(L = L, K = 100)`: a solver template writing the iterate block."""
+
+    objective: Expr
+    method: str
+    options: tuple[tuple[str, Expr], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,13 @@ class _ToAst(Transformer):
         return ast.Loss(self._s(meta), c[0])
 
     @v_args(meta=True)
+    def solve(self, meta, c):
+        how = c[1]
+        if isinstance(how, ast.Call):
+            return ast.Solve(self._s(meta), c[0], how.func, how.kwargs)
+        return ast.Solve(self._s(meta), c[0], str(how))
+
+    @v_args(meta=True)
     def assign(self, meta, c):
         return ast.Assign(self._s(meta), str(c[0]), c[1])
 
