@@ -99,6 +99,8 @@ def vjp(cost: Value, wrt: Value) -> Value | None:
             raise NotDifferentiable(n)
         for a, ga in zip(n.args, VJP[n.op](n, g, is_dep)):
             if dep[id(a)] and ga is not None:
+                if ga.shape == () and a.shape != () and n.op in ("sum", "mean"):
+                    ga = Value("expand", (ga,), (), a.shape, ga.batched, ga.dtype, ga.span)
                 adj.setdefault(id(a), []).append((pos[id(n)], ga))
     return _total(adj.get(id(wrt), []))
 
