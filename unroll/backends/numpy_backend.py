@@ -10,6 +10,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..compiler.graph import Graph, NodeRecord
+from ..compiler.ops import OPS
 from ..compiler.unfold import Unfolded
 
 __all__ = ["evaluate", "NUMPY_OPS", "initial_parameters"]
@@ -97,7 +98,73 @@ def _block(layers, x: np.ndarray, params: Mapping[str, np.ndarray], key: str) ->
     return x
 
 
+def _otf(H: np.ndarray, h: int, w: int) -> np.ndarray:
+    a, b = H.shape[-2:]
+    pad = np.zeros(H.shape[:-2] + (h, w))
+    pad[..., :a, :b] = H
+    return np.fft.fft2(np.roll(pad, (-(a // 2), -(b // 2)), axis=(-2, -1)))
+
+
+def _plf(v, q, lo, hi, axis):
+    n = q.shape[-1]
+    t = (v - lo) / ((hi - lo) / (n - 1))
+    i = np.clip(np.floor(t), 0, n - 2).astype(int)
+    shape = [1] * v.ndim
+    shape[axis] = q.shape[0]
+    off = (np.arange(q.shape[0]) * n).reshape(shape)
+    flat = q.reshape(-1)
+    left, right = flat[i + off], flat[i + 1 + off]
+    return left + (t - i) * (right - left)
+
+
+def _dct_filters(k: int) -> np.ndarray:
+    n = np.arange(k)
+    basis = np.stack([np.cos(np.pi * (2 * n + 1) * u / (2 * k)) for u in range(k)])
+    basis /= np.linalg.norm(basis, axis=1, keepdims=True)
+    return np.einsum("ux,vy->uvxy", basis, basis).reshape(k * k, k, k)[1:]
+
+
+def _diff_filters() -> np.ndarray:
+    f = np.zeros((2, 3, 3))
+    f[0, 1, 1], f[0, 0, 1], f[1, 1, 1], f[1, 1, 0] = -1.0, 1.0, -1.0, 1.0
+    return f
+
+
+NUMPY_OPS.update({
+    "fft2": lambda a, r, s: np.fft.fft2(a[0], norm="ortho"),
+    "ifft2": lambda a, r, s: np.fft.ifft2(a[0], norm="ortho"),
+    "real": lambda a, r, s: np.real(a[0]),
+    "imag": lambda a, r, s: np.imag(a[0]),
+    "conj": lambda a, r, s: np.conj(a[0]),
+    "cconv": lambda a, r, s: np.real(np.fft.ifft2(
+        _otf(a[0], *a[1].shape[-2:]) * np.expand_dims(np.fft.fft2(a[1]), -3))),
+    "cconv_t": lambda a, r, s: np.real(np.fft.ifft2(
+        np.conj(_otf(a[0], *a[1].shape[-2:])) * np.fft.fft2(a[1]))).sum(axis=-3),
+    "otf": lambda a, r, s: _otf(a[0], *r.shape[-2:]),
+    "sum_l": lambda a, r, s: np.sum(a[0], axis=-len(s[0].shape)),
+    "plf": lambda a, r, s: _plf(a[0], a[1], a[2], a[3], -len(s[0].shape)),
+})
+
+def _arr(v) -> np.ndarray:
+    """float64, or complex128 for complex data."""
+    a = np.asarray(v)
+    return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
+
+
+_CONSTRUCT = {
+    "grid": lambda rec: np.linspace(rec.attrs[1], rec.attrs[2], rec.attrs[0]),
+    "dct_filters": lambda rec: _dct_filters(rec.attrs[0]),
+    "diff_filters": lambda rec: _diff_filters(),
+}
+
 _CONSTRAINT = {None: lambda v: v, "positive": _softplus, "unit": lambda v: 1 / (1 + np.exp(-v))}
+
+
+def _lift(v: np.ndarray, rec: NodeRecord, nd: int) -> np.ndarray:
+    """A batched operand with fewer per-sample dims than the result keeps its batch dim in front."""
+    if not rec.batched or len(rec.shape) >= nd:
+        return v
+    return np.reshape(v, (v.shape[0],) + (1,) * (nd - len(rec.shape)) + tuple(rec.shape))
 
 
 def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None) -> dict[str, np.ndarray]:
@@ -108,7 +175,9 @@ def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None) -> dict
         if rec.op == "number":
             env[n] = np.float64(rec.attrs[0])
         elif rec.op == "zeros":
-            env[n] = np.zeros(rec.shape)
+            env[n] = np.zeros(rec.shape, dtype=complex if rec.dtype == "complex" else float)
+        elif rec.op in _CONSTRUCT:
+            env[n] = _CONSTRUCT[rec.op](rec)
         elif rec.op == "identity":
             env[n] = np.eye(rec.shape[0])
         elif rec.op == "expand":
@@ -127,6 +196,8 @@ def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None) -> dict
             env[n] = np.mean(env[rec.args[0]])
         else:
             args = [env[a] for a in rec.args]
+            if rec.batched and rec.op in OPS and OPS[rec.op].rule == "elementwise":
+                args = [_lift(v, g[a], len(rec.shape)) for v, a in zip(args, rec.args)]
             env[n] = NUMPY_OPS[rec.op](args, rec, [g[a] for a in rec.args])
     return env
 
@@ -134,7 +205,7 @@ def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None) -> dict
 def initial_parameters(u: Unfolded, operators: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every learnable's initial value (constraints applied), keyed by forward-graph node."""
     b = u.build
-    env = {n: np.asarray(operators[b[n].attrs[0]], dtype=np.float64)
+    env = {n: _arr(operators[b[n].attrs[0]])
            for n in b if b[n].op == "operator"}
     env = _run(b, env)
     return {node: np.broadcast_to(env[u.inits[info.name]], info.shape).astype(np.float64)
@@ -148,15 +219,19 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
     `params` maps forward-graph parameter nodes to values as used (constraints applied); by
     default they are computed from the spec's initial values.
     """
-    ops = {k: np.asarray(v, dtype=np.float64) for k, v in operators.items()}
+    ops = {k: _arr(v) for k, v in operators.items()}
     b = _run(u.build, {n: ops[u.build[n].attrs[0]] for n in u.build if u.build[n].op == "operator"})
+    if params is None and u.program.blocks:
+        raise ValueError("the spec has learnable blocks, whose weights are random: pass "
+                         "params=model.parameter_values()")
     params = dict(initial_parameters(u, ops) if params is None else params)
     g = u.graph
     env: dict[str, np.ndarray] = {}
     for n in g:
         rec = g[n]
         if rec.op == "input":
-            env[n] = np.asarray(inputs[rec.attrs[0]], dtype=np.float64)
+            env[n] = np.asarray(inputs[rec.attrs[0]],
+                                dtype=np.complex128 if rec.dtype == "complex" else np.float64)
         elif rec.op == "operator":
             env[n] = ops[rec.attrs[0]]
         elif rec.op == "const":

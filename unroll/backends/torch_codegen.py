@@ -12,6 +12,7 @@ import torch
 
 from .. import __version__
 from ..compiler.graph import Graph, Namespace
+from ..compiler.ops import OPS
 from ..compiler.unfold import Unfolded
 from .torch_ops import HELPERS, TORCH_OPS, literal
 
@@ -54,8 +55,16 @@ def _expr(g: Graph, node: str, names: dict[str, str], ctx: dict[str, str]) -> st
     rec = g[node]
     args = [names[a] for a in rec.args]
     shape = "(" + "".join(f"{d}, " for d in rec.shape) + ")"
+    dtype = ctx["dtype"] if rec.dtype == "real" else f"_complex_of({ctx['dtype']})"
     if rec.op == "zeros":
-        return f"torch.zeros({shape}, dtype={ctx['dtype']}, device={ctx['device']})"
+        return f"torch.zeros({shape}, dtype={dtype}, device={ctx['device']})"
+    if rec.op == "grid":
+        n, lo, hi = rec.attrs
+        return f"torch.linspace({literal(lo)}, {literal(hi)}, {n}, dtype={dtype}, device={ctx['device']})"
+    if rec.op == "dct_filters":
+        return f"_dct_filters({rec.attrs[0]}, {dtype}, {ctx['device']})"
+    if rec.op == "diff_filters":
+        return f"_diff_filters({dtype}, {ctx['device']})"
     if rec.op == "identity":
         return f"torch.eye({rec.shape[0]}, dtype={ctx['dtype']}, device={ctx['device']})"
     if rec.op == "block":
@@ -68,7 +77,18 @@ def _expr(g: Graph, node: str, names: dict[str, str], ctx: dict[str, str]) -> st
             ones = ", ".join("1" for _ in rec.shape)
             return f"{args[0]}.reshape(-1, {ones}).expand(-1, *{shape})"
         return f"_full({args[0]}, {shape}, {ctx['dtype']}, {ctx['device']})"
+    if rec.batched and rec.op in OPS and OPS[rec.op].rule == "elementwise":
+        args = [_lift(a, g[x], len(rec.shape)) for a, x in zip(args, rec.args)]
     return TORCH_OPS[rec.op](args, rec, [g[a] for a in rec.args])
+
+
+def _lift(expr: str, rec, nd: int) -> str:
+    """A batched operand with fewer per-sample dims than the result (a per-sample scalar times a
+    vector) keeps its batch dim in front: [B] -> [B, 1] before broadcasting."""
+    if not rec.batched or len(rec.shape) >= nd:
+        return expr
+    dims = ", ".join(["-1"] + ["1"] * (nd - len(rec.shape)) + [str(d) for d in rec.shape])
+    return f"{expr}.reshape({dims})"
 
 
 def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str], indent: int,
@@ -133,7 +153,8 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
         node = next(n for n in b if b[n].op == "operator" and b[n].attrs[0] == o)
         local = Namespace().safe(o)
         bnames[node] = local
-        w(f"{local} = torch.as_tensor({local}, dtype=dtype)", 2, node, b[node].span)
+        dt = "dtype" if b[node].dtype == "real" else "_complex_of(dtype)"
+        w(f"{local} = torch.as_tensor({local}, dtype={dt})", 2, node, b[node].span)
         w(f"self.register_buffer({attr_name(o)!r}, {local})", 2)
     _body(w, b, list(b), bnames, bctx, 2)
     for name, node in u.consts.items():

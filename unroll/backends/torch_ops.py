@@ -73,6 +73,62 @@ def _block(layers, dtype):
     return torch.nn.Sequential(*mods)
 
 
+def _complex_of(dtype):
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+def _otf(H, h, w):
+    """Transfer functions of the filters H [L, a, b] on an h x w grid (circular boundary)."""
+    a, b = H.shape[-2:]
+    pad = F.pad(H, (0, w - b, 0, h - a))
+    pad = torch.roll(pad, shifts=(-(a // 2), -(b // 2)), dims=(-2, -1))
+    return torch.fft.fft2(pad)
+
+
+def _cconv(H, x):
+    """Circular convolution of x [..., h, w] with each filter of H: [..., L, h, w]."""
+    otf = _otf(H, x.shape[-2], x.shape[-1])
+    return torch.fft.ifft2(otf * torch.fft.fft2(x).unsqueeze(-3)).real
+
+
+def _cconv_t(H, z):
+    """Adjoint of _cconv: z [..., L, h, w] to [..., h, w]."""
+    otf = _otf(H, z.shape[-2], z.shape[-1])
+    return torch.fft.ifft2(torch.conj(otf) * torch.fft.fft2(z)).real.sum(dim=-3)
+
+
+def plf(v, q, lo, hi, axis):
+    """Piecewise-linear function: values q [L, P] on P uniform points of [lo, hi], per channel
+    (the axis of v holding L); linear extrapolation from the end segments."""
+    n = q.shape[-1]
+    step = (hi - lo) / (n - 1)
+    t = (v - lo) / step
+    i = torch.clamp(torch.floor(t.detach()), 0, n - 2).long()
+    shape = [1] * v.dim()
+    shape[axis] = q.shape[0]
+    off = (torch.arange(q.shape[0], device=v.device) * n).view(shape)
+    flat = q.reshape(-1)
+    left, right = flat[i + off], flat[i + 1 + off]
+    return left + (t - i) * (right - left)
+
+
+def _dct_filters(k, dtype, device):
+    """The k*k - 1 non-constant orthonormal 2-D DCT-II basis filters, [k*k - 1, k, k]."""
+    n = torch.arange(k, dtype=torch.float64)
+    basis = torch.stack([torch.cos(torch.pi * (2 * n + 1) * u / (2 * k)) for u in range(k)])
+    basis = basis / basis.norm(dim=1, keepdim=True)
+    filt = torch.einsum("ux,vy->uvxy", basis, basis).reshape(k * k, k, k)[1:]
+    return filt.to(dtype=dtype, device=device)
+
+
+def _diff_filters(dtype, device):
+    """Forward differences along h and along w as 3x3 filters, [2, 3, 3]."""
+    f = torch.zeros(2, 3, 3, dtype=dtype, device=device)
+    f[0, 1, 1], f[0, 0, 1] = -1.0, 1.0
+    f[1, 1, 1], f[1, 1, 0] = -1.0, 1.0
+    return f
+
+
 def _full(v, shape, dtype, device):
     return torch.as_tensor(v, dtype=dtype, device=device).expand(shape).clone()
 '''
@@ -153,6 +209,16 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] =
     "reshape": lambda a, r, s: (f"{a[0]}.reshape({a[0]}.shape[0], {', '.join(map(str, r.shape))})"
                                 if r.batched else f"{a[0]}.reshape({tuple(r.shape)!r})"),
     "batch_mean": lambda a, r, s: f"{a[0]}.mean()",
+    "fft2": lambda a, r, s: f'torch.fft.fft2({a[0]}, norm="ortho")',
+    "ifft2": lambda a, r, s: f'torch.fft.ifft2({a[0]}, norm="ortho")',
+    "real": lambda a, r, s: f"{a[0]}.real" if s[0].dtype == "complex" else a[0],
+    "imag": lambda a, r, s: f"{a[0]}.imag" if s[0].dtype == "complex" else f"torch.zeros_like({a[0]})",
+    "conj": lambda a, r, s: f"torch.conj({a[0]})" if s[0].dtype == "complex" else a[0],
+    "cconv": lambda a, r, s: f"_cconv({a[0]}, {a[1]})",
+    "cconv_t": lambda a, r, s: f"_cconv_t({a[0]}, {a[1]})",
+    "otf": lambda a, r, s: f"_otf({a[0]}, {r.shape[-2]}, {r.shape[-1]})",
+    "sum_l": lambda a, r, s: f"{a[0]}.sum(dim={-len(s[0].shape)})",
+    "plf": lambda a, r, s: f"plf({a[0]}, {a[1]}, {a[2]}, {a[3]}, {-len(s[0].shape)})",
     "mse": lambda a, r, s: (f"torch.mean(torch.abs({a[0]} - {a[1]}) ** 2)" if r.dtype == "complex"
                             else f"torch.mean(({a[0]} - {a[1]}) ** 2)"),
     "nmse": lambda a, r, s: (f"torch.sum(torch.abs({a[0]} - {a[1]}) ** 2) / "

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["OpInfo", "OPS", "FUNCTIONS", "ZERO_PRESERVING", "op"]
+__all__ = ["OpInfo", "OPS", "FUNCTIONS", "ZERO_PRESERVING", "REAL_ONLY", "SPECIAL_CALLS", "op"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class OpInfo:
     number: Callable[..., float] | None = None
     doc: str = ""
     smooth: bool = True
+    out_dtype: str = "same"   # 'same' (complex if any argument is), 'complex' or 'real'
+    real_only: bool = False   # arguments must be real
 
 
 def _soft(v: float, t: float) -> float:
@@ -48,7 +50,7 @@ _TABLE = [
     OpInfo("soft", (2, 2), "elementwise", _soft, "soft(v, t): soft thresholding sign(v)·max(|v|−t, 0)", False),
     OpInfo("hard", (2, 2), "elementwise", _hard, "hard(v, t): hard thresholding v·[|v| > t]", False),
     OpInfo("relu", (1, 1), "elementwise", lambda a: max(a, 0.0), "relu(v) = max(v, 0)", False),
-    OpInfo("abs", (1, 1), "elementwise", abs, "abs(v)", False),
+    OpInfo("abs", (1, 1), "elementwise", abs, "abs(v)", False, out_dtype="real"),
     OpInfo("sign", (1, 1), "elementwise", lambda a: math.copysign(1.0, a) if a else 0.0, "sign(v)", False),
     OpInfo("softplus", (1, 1), "elementwise", _softplus, "softplus(v) = log(1 + e^v)"),
     OpInfo("sigmoid", (1, 1), "elementwise", lambda a: 1 / (1 + math.exp(-a)), "sigmoid(v)"),
@@ -61,17 +63,37 @@ _TABLE = [
     OpInfo("minimum", (2, 2), "elementwise", min, "min(a, b) element-wise", False),
     OpInfo("sum", (1, 1), "reduce", None, "sum(v): sum of the entries of one sample"),
     OpInfo("mean", (1, 1), "reduce", None, "mean(v): mean of the entries of one sample"),
-    OpInfo("norm1", (1, 1), "reduce", None, "||v||_1", False),
-    OpInfo("norm2", (1, 1), "reduce", None, "||v|| (Euclidean / Frobenius)", False),
-    OpInfo("sqnorm", (1, 1), "reduce", None, "||v||^2"),
-    OpInfo("norm0", (1, 1), "reduce", None, "||v||_0 (count of non-zeros)", False),
-    OpInfo("norminf", (1, 1), "reduce", None, "||v||_inf", False),
-    OpInfo("opnorm", (1, 1), "matrix_scalar", None, "norm2(A): spectral norm of a fixed matrix"),
+    OpInfo("norm1", (1, 1), "reduce", None, "||v||_1", False, out_dtype="real"),
+    OpInfo("norm2", (1, 1), "reduce", None, "||v|| (Euclidean / Frobenius)", False, out_dtype="real"),
+    OpInfo("sqnorm", (1, 1), "reduce", None, "||v||^2", out_dtype="real"),
+    OpInfo("norm0", (1, 1), "reduce", None, "||v||_0 (count of non-zeros)", False, out_dtype="real"),
+    OpInfo("norminf", (1, 1), "reduce", None, "||v||_inf", False, out_dtype="real"),
+    OpInfo("opnorm", (1, 1), "matrix_scalar", None, "norm2(A): spectral norm of a fixed matrix", out_dtype="real"),
+    OpInfo("fft2", (1, 1), "fourier", None, "fft2(v): orthonormal 2-D FFT over the last two axes",
+           out_dtype="complex"),
+    OpInfo("ifft2", (1, 1), "fourier", None, "ifft2(v): orthonormal inverse 2-D FFT", out_dtype="complex"),
+    OpInfo("real", (1, 1), "elementwise", None, "real(v): real part", out_dtype="real"),
+    OpInfo("imag", (1, 1), "elementwise", None, "imag(v): imaginary part", out_dtype="real"),
+    OpInfo("conj", (1, 1), "elementwise", None, "conj(v): complex conjugate"),
+    OpInfo("cconv", (2, 2), "cconv", None, "cconv(H, x): circular convolution of image x [h, w] with "
+           "each filter of H [L, a, b], giving [L, h, w]", real_only=True),
+    OpInfo("cconv_t", (2, 2), "cconv_t", None, "cconv_t(H, z): adjoint of cconv, z [L, h, w] to "
+           "[h, w]", real_only=True),
+    OpInfo("otf", (1, 1), "custom", None, "otf(H, [h, w]): transfer functions (2-D FFT) of the "
+           "filters H [L, a, b], complex [L, h, w]", out_dtype="complex"),
+    OpInfo("sum_l", (1, 1), "sum_l", None, "sum_l(v): sum over the leading (filter) axis"),
+    OpInfo("plf", (4, 4), "plf", None, "plf(v, q, lo, hi): piecewise-linear function with values q "
+           "[L, P] on P uniform points of [lo, hi] per channel l of v [L, ...]", real_only=True),
+    OpInfo("grid", (0, 0), "custom", None, "grid(P, lo, hi): P uniform points of [lo, hi]"),
+    OpInfo("dct_filters", (0, 0), "custom", None, "dct_filters(s): the s*s-1 non-constant 2-D DCT "
+           "basis filters of size s x s, [s*s-1, s, s]"),
+    OpInfo("diff_filters", (0, 0), "custom", None, "diff_filters(): horizontal and vertical "
+           "finite-difference filters, [2, 3, 3]"),
     OpInfo("reshape", (1, 1), "custom", None, "reshape(v, [c, h, w]): same entries, new shape"),
     OpInfo("block", (1, 1), "custom", None, "a learnable block applied to a value"),
     OpInfo("batch_mean", (1, 1), "batch_reduce", None, "mean over the batch (per-sample losses)"),
-    OpInfo("mse", (2, 2), "batch_reduce", None, "mse(a, b): mean squared error over batch and entries"),
-    OpInfo("nmse", (2, 2), "batch_reduce", None, "nmse(a, b): ||a − b||² / ||b||² over the batch"),
+    OpInfo("mse", (2, 2), "batch_reduce", None, "mse(a, b): mean squared error over batch and entries", out_dtype="real"),
+    OpInfo("nmse", (2, 2), "batch_reduce", None, "nmse(a, b): ||a − b||² / ||b||² over the batch", out_dtype="real"),
     # Indicators (cost terms): 0 where the constraint holds, +inf elsewhere; their prox is a projection.
     OpInfo("nonneg", (1, 1), "reduce", None, "nonneg(x): indicator of x ≥ 0 (0 or +inf)", False),
     OpInfo("box", (3, 3), "reduce", None, "box(x, lo, hi): indicator of lo ≤ x ≤ hi (0 or +inf)",
@@ -83,6 +105,10 @@ _TABLE = [
 
 OPS: dict[str, OpInfo] = {o.name: o for o in _TABLE}
 
+# Ops that only make sense on real values (thresholds, orderings).
+REAL_ONLY = frozenset({"soft", "hard", "relu", "sign", "clamp", "maximum", "minimum", "softplus",
+                       "sigmoid", "tanh", "log", "sqrt", "norm0"})
+
 # Spec function names → op names (norm2 on a matrix is the spectral norm: see check).
 FUNCTIONS: dict[str, str] = {
     "soft": "soft", "hard": "hard", "relu": "relu", "abs": "abs", "sign": "sign",
@@ -90,10 +116,16 @@ FUNCTIONS: dict[str, str] = {
     "log": "log", "clamp": "clamp", "max": "maximum", "min": "minimum", "sum": "sum",
     "mean": "mean", "norm2": "opnorm", "mse": "mse", "nmse": "nmse",
     "nonneg": "nonneg", "box": "box",
+    "fft2": "fft2", "ifft2": "ifft2", "real": "real", "imag": "imag", "conj": "conj",
+    "cconv": "cconv", "cconv_t": "cconv_t", "sum_l": "sum_l", "plf": "plf",
 }
 
+# Calls whose arguments are numbers or shapes fixed in the spec (handled in check.call_special).
+SPECIAL_CALLS = ("grid", "dct_filters", "diff_filters", "otf")
+
 # Ops whose value is zero wherever their first argument is zero (used when folding zero states).
-ZERO_PRESERVING = frozenset({"soft", "hard", "relu", "abs", "sign", "neg", "tanh", "sqrt"})
+ZERO_PRESERVING = frozenset({"soft", "hard", "relu", "abs", "sign", "neg", "tanh", "sqrt", "fft2",
+                             "ifft2", "real", "imag", "conj", "sum_l"})
 
 
 def op(name: str) -> OpInfo:

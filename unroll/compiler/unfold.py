@@ -116,6 +116,9 @@ class _Instantiator:
             out = g.add("number", (), (float(self.dims[v.attrs[0]]),), (), "real", False, None, v.span)
         elif v.op == "index":
             out = g.add("number", (), (float(layer),), (), "real", False, None, v.span)
+        elif v.op in ("grid", "dct_filters", "diff_filters"):
+            out = g.add(v.op, (), tuple(v.attrs), self.concrete(v.shape, v.span), "real", False, None,
+                        v.span, v.op)
         elif v.op == "identity":
             shape = self.concrete(v.shape, v.span)
             out = g.add("identity", (), (), shape, "real", False, None, v.span, "I")
