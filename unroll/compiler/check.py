@@ -13,7 +13,7 @@ from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closes
 from . import blocks as _blocks
 from . import derive
 from .ir import BlockDef, CostTerm, Learnable, Program, StateVar, Tensor, Value, fmt_shape
-from .ops import FUNCTIONS, OPS
+from .ops import FUNCTIONS, OPS, REAL_ONLY, SPECIAL_CALLS
 
 __all__ = ["check", "Checker", "IDENT"]
 
@@ -124,6 +124,9 @@ class Checker:
             return v
         if v.shape == IDENT and len(shape) == 2 and shape[0] == shape[1]:
             return replace(v, shape=shape)
+        if v.shape != IDENT and len(v.shape) < len(shape) and all(
+                a == b or a == 1 for a, b in zip(reversed(v.shape), reversed(shape))):
+            return v  # broadcast along the leading axes when the model is built
         raise self.err(ShapeError, f"{what} is declared {fmt_shape(shape)} but its value has shape "
                        f"{fmt_shape(v.shape)}", node, self.describe(v, node))
 
@@ -156,7 +159,10 @@ class Checker:
         return replace(sym.value, span=e.span)
 
     def _expr_Neg(self, e: ast.Neg, ctx, env) -> Value:
-        return self.make("neg", [self.expr(e.operand, ctx, env)], e, [e.operand])
+        v = self.expr(e.operand, ctx, env)
+        if v.is_number:  # `-1` is a number, so it can stand where the spec needs one
+            return Value("number", (), (-v.attrs[0],), (), False, "real", e.span)
+        return self.make("neg", [v], e, [e.operand])
 
     def _expr_Transpose(self, e: ast.Transpose, ctx, env) -> Value:
         return self.make("transpose", [self.expr(e.operand, ctx, env)], e, [e.operand])
@@ -186,6 +192,8 @@ class Checker:
             return self.call_block(e, ctx, env)
         if name in ("reshape", "vec") and sym is None:
             return self.call_reshape(e, ctx, env)
+        if name in SPECIAL_CALLS and sym is None:
+            return self.call_special(e, ctx, env)
         if (sym is not None and sym.value is not None) or name in env:
             if len(e.args) != 1 or e.kwargs or e.bound:
                 raise self.err(SpecError, f"'{name}' is a value, not a function", e,
@@ -222,6 +230,54 @@ class Checker:
             raise self.err(ShapeError, f"block {e.func} takes {fmt_shape(blk.in_shape)}, got "
                            f"{fmt_shape(v.shape)}", e.args[0], self.describe(v, e.args[0]))
         return Value("block", (v,), (e.func,), blk.out_shape, v.batched, v.dtype, e.span)
+
+    def _int_args(self, e: ast.Call, items, n: int, what: str) -> list[float]:
+        vals = []
+        for a in items:
+            v = self.expr(a, "const") if not isinstance(a, ast.ListExpr) else None
+            if v is None or not v.is_number:
+                raise self.err(SpecError, f"{e.func} takes {what}", a)
+            vals.append(v.attrs[0])
+        if len(vals) != n:
+            raise self.err(SpecError, f"{e.func} takes {what}", e)
+        return vals
+
+    def call_special(self, e: ast.Call, ctx, env) -> Value:
+        """Calls with arguments fixed in the spec: grid, dct_filters, diff_filters, otf."""
+        if e.kwargs or e.bound:
+            raise self.err(SpecError, f"{e.func}() takes no keyword arguments", e)
+        if e.func == "grid":
+            n, lo, hi = self._int_args(e, e.args, 3, "a count and a range: grid(101, -1, 1)")
+            if n < 2 or n != int(n) or not lo < hi:
+                raise self.err(SpecError, "grid needs at least 2 points and lo < hi", e)
+            return Value("grid", (), (int(n), lo, hi), (int(n),), False, "real", e.span)
+        if e.func == "dct_filters":
+            (size,) = self._int_args(e, e.args, 1, "the filter size: dct_filters(3)")
+            if size < 2 or size != int(size):
+                raise self.err(SpecError, "dct_filters needs a size of at least 2", e)
+            k = int(size)
+            return Value("dct_filters", (), (k,), (k * k - 1, k, k), False, "real", e.span)
+        if e.func == "diff_filters":
+            self._int_args(e, e.args, 0, "no arguments")
+            return Value("diff_filters", (), (), (2, 3, 3), False, "real", e.span)
+        # otf(H, [h, w])
+        if len(e.args) != 2 or not isinstance(e.args[1], ast.ListExpr):
+            raise self.err(SpecError, "write otf(H, [h, w])", e)
+        h = self.expr(e.args[0], ctx, env)
+        if len(h.shape) != 3 or h.batched:
+            raise self.err(ShapeError, f"otf takes a filter bank [L, a, b], got {fmt_shape(h.shape)}",
+                           e.args[0])
+        size = []
+        for item in e.args[1].items:
+            if isinstance(item, ast.Name) and item.id in self.dims:
+                size.append(self.dims[item.id] or item.id)
+            elif isinstance(item, ast.Number) and item.value == int(item.value) and item.value > 0:
+                size.append(int(item.value))
+            else:
+                raise self.err(ShapeError, "an image size is a dim name or a positive integer", item)
+        if len(size) != 2:
+            raise self.err(ShapeError, "otf needs the image size [h, w]", e.args[1])
+        return Value("otf", (h,), (), (h.shape[0],) + tuple(size), False, "complex", e.span)
 
     def call_reshape(self, e: ast.Call, ctx, env) -> Value:
         """`reshape(v, [c, h, w])` and `vec(v)`: the same entries in another shape."""
@@ -292,6 +348,11 @@ class Checker:
         info = OPS[opname]
         batched = any(a.batched for a in args)
         dtype = "complex" if any(a.dtype == "complex" for a in args) else "real"
+        if (info.real_only or opname in REAL_ONLY) and dtype == "complex":
+            i = next(i for i, a in enumerate(args) if a.dtype == "complex")
+            raise self.err(ShapeError, f"{opname} needs real values but `{_text(self.src, arg_nodes[i].span)}`"
+                           " is complex", arg_nodes[i], "take real(...) or abs(...) first")
+        dtype = dtype if info.out_dtype == "same" else info.out_dtype
         rule = info.rule
         if rule == "elementwise":
             shape = args[0].shape
@@ -322,6 +383,35 @@ class Checker:
             self.broadcast(opname, args[0].shape, args[1].shape, node, args[0], args[1],
                            arg_nodes[0], arg_nodes[1])
             shape, batched = (), False
+        elif rule == "fourier":
+            if len(args[0].shape) < 2:
+                raise self.err(ShapeError, f"{opname} needs an image [.., h, w], got "
+                               f"{fmt_shape(args[0].shape)}", node)
+            shape = args[0].shape
+        elif rule in ("cconv", "cconv_t"):
+            h, v = args
+            if len(h.shape) != 3 or h.batched:
+                raise self.err(ShapeError, f"{opname} takes a filter bank [L, a, b] first, got "
+                               f"{fmt_shape(h.shape)}", arg_nodes[0])
+            want = 2 if rule == "cconv" else 3
+            if len(v.shape) != want or (rule == "cconv_t" and v.shape[0] != h.shape[0]):
+                what = "an image [h, w]" if rule == "cconv" else f"a stack [{h.shape[0]}, h, w]"
+                raise self.err(ShapeError, f"{opname} needs {what}, got {fmt_shape(v.shape)}",
+                               arg_nodes[1], self.describe(v, arg_nodes[1]))
+            shape = (h.shape[0],) + v.shape if rule == "cconv" else v.shape[1:]
+        elif rule == "sum_l":
+            if not args[0].shape:
+                raise self.err(ShapeError, "sum_l needs a stack [L, ...], got a scalar", node)
+            shape = args[0].shape[1:]
+        elif rule == "plf":
+            v, q = args[0], args[1]
+            if len(q.shape) != 2 or not v.shape or q.shape[0] != v.shape[0] or q.batched:
+                raise self.err(ShapeError, f"plf needs values q [L, P] for v [L, ...]; got v "
+                               f"{fmt_shape(v.shape)} and q {fmt_shape(q.shape)}", node)
+            for a, an in zip(args[2:], arg_nodes[2:]):
+                if not a.is_number:
+                    raise self.err(ShapeError, "the range of plf is two numbers", an)
+            shape = v.shape
         elif rule == "matrix_scalar":
             if len(args[0].shape) != 2 or args[0].batched:
                 raise self.err(ShapeError, "norm2 of a fixed matrix is its spectral norm; "
@@ -424,6 +514,7 @@ class Checker:
         for c in self.costs.values():
             self.check_cost(c)
         updates, equations, aux = self.body(iterate)
+        derive.finish(self, updates)
         if outputs is None:
             raise self.err(SpecError, "the spec has no `output`", iterate, "add `output x`")
         for o in outputs.names:
@@ -508,7 +599,6 @@ class Checker:
                 equations.append((a.name, env[a.name]))
             changed = False
             for n, st in list(self.states.items()):
-        derive.finish(self, updates)
                 if env[n].batched and not st.batched:
                     self.states[n] = replace(st, batched=True)
                     self.symbols[n] = replace(self.symbols[n], value=replace(
