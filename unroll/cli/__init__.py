@@ -1,0 +1,1 @@
+"""The `unroll` command line: check, show, graph, compile, zoo, train and demo."""

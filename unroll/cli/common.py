@@ -1,0 +1,109 @@
+"""Helpers shared by the commands: argument types, loading specs, sizes and parameter counts."""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from typing import Mapping
+
+from ..compiler.ir import Program
+from ..compiler.unfold import Unfolded
+
+__all__ = ["CLIError", "dim_arg", "duration_arg", "dims_of", "add_spec_args", "load_program",
+           "known_dims", "parameter_count", "format_dims"]
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as `error: message` and the command exits with `code`."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+def dim_arg(text: str) -> tuple[str, int]:
+    """argparse type for `--dim n=250`."""
+    m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(\d+)\s*", text)
+    if not m or int(m.group(2)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE with a positive size, e.g. n=250; got {text!r}")
+    return m.group(1), int(m.group(2))
+
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def duration_arg(text: str) -> float:
+    """argparse type for `--time-budget 10m` / `600s` / `1.5h` / `90` (seconds)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", text)
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration like 600s, 10m or 1h; got {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2) or ""]
+
+
+def dims_of(args: argparse.Namespace) -> dict[str, int]:
+    """The `--dim` options as a dict."""
+    return dict(getattr(args, "dim", None) or [])
+
+
+def add_spec_args(p: argparse.ArgumentParser, dims: bool = True, K: bool = True) -> None:
+    """The SPEC positional plus --K and --dim, as most commands take them."""
+    p.add_argument("spec", metavar="SPEC",
+                   help="a .unroll file, or a zoo spec (`zoo:lista` or just `lista`)")
+    if K:
+        p.add_argument("--K", type=int, default=None, metavar="N",
+                       help="number of layers (iterations) to unfold; default: the spec's `iterate K = ...`")
+    if dims:
+        p.add_argument("--dim", type=dim_arg, action="append", default=[], metavar="NAME=SIZE",
+                       help="size of a dim symbol, e.g. --dim n=250 --dim m=500 (repeatable)")
+
+
+def load_program(spec: str, K: int | None = None) -> Program:
+    """Parse and check a spec; a missing file is a CLIError, a bad spec raises SpecError."""
+    from ..api import check
+    if K is not None and K < 1:
+        raise CLIError(f"--K must be at least 1, got {K}")
+    try:
+        return check(spec, K)
+    except FileNotFoundError as e:
+        raise CLIError(str(e)) from None
+    except IsADirectoryError:
+        raise CLIError(f"{spec} is a directory, not a .unroll file") from None
+    except KeyError as e:
+        raise CLIError(e.args[0] if e.args else str(e)) from None
+    except UnicodeDecodeError:
+        raise CLIError(f"{spec} is not a text file") from None
+
+
+def known_dims(program: Program, given: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+    """(sizes known from the spec's defaults and `given`, names still unknown); unknown given
+    names are a CLIError."""
+    bad = [n for n in given if n not in program.dims]
+    if bad:
+        raise CLIError(f"unknown dim {', '.join(bad)}: the spec declares "
+                       f"{', '.join(program.dims) or 'no dims'}")
+    dims = {n: v for n, v in program.dims.items() if v is not None}
+    dims.update(given)
+    return dims, [n for n in program.dims if n not in dims]
+
+
+def _layer_params(layer) -> int:
+    """Weights (and bias) of one block layer: conv cin*cout*k*k, linear cin*cout."""
+    if layer.kind == "conv":
+        return layer.cin * layer.cout * layer.kernel ** 2 + (layer.cout if layer.bias else 0)
+    if layer.kind == "linear":
+        return layer.cin * layer.cout + (layer.cout if layer.bias else 0)
+    return 0
+
+
+def parameter_count(u: Unfolded) -> int:
+    """Trainable numbers in the unfolded network: learnables (per copy) plus learnable blocks."""
+    total = sum(math.prod(info.shape) for info in u.params.values())
+    for blk in getattr(u.program, "blocks", {}).values():
+        copies = u.K if blk.tying == "per_layer" else 1
+        total += copies * sum(_layer_params(layer) for layer in blk.layers)
+    return total
+
+
+def format_dims(dims: Mapping[str, int]) -> str:
+    """`n=250, m=500`."""
+    return ", ".join(f"{k}={v}" for k, v in dims.items())

@@ -1,0 +1,65 @@
+"""Entry point of the `unroll` command: builds the parser and turns every expected failure into
+a message and an exit status (2: bad spec, file or argument; 1: training diverged), never a
+traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import SpecError
+from . import build_cmds, demo_cmd, inspect_cmds, train_cmd
+from .common import CLIError
+
+__all__ = ["main", "build_parser"]
+
+_REGISTER = (inspect_cmds.add_parsers, build_cmds.add_parsers, train_cmd.add_parser,
+             demo_cmd.add_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `unroll` parser with one subcommand per command module."""
+    parser = argparse.ArgumentParser(
+        prog="unroll", description="Compile iterative algorithms written as mathematics (.unroll "
+        "specs) into trainable PyTorch networks.",
+        epilog="SPEC is a .unroll file or a zoo spec (zoo:lista); `unroll zoo` lists them. "
+        "`unroll COMMAND --help` describes each command.")
+    parser.add_argument("--version", action="version", version=f"unroll {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _REGISTER:
+        register(sub)
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with `argv` (default sys.argv[1:]); returns the exit status."""
+    from ..train import TrainingDiverged
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version and usage errors (argparse printed them)
+        return int(e.code or 0) if isinstance(e.code, int) else 2
+    try:
+        return args.func(args)
+    except SpecError as e:
+        return _fail(str(e), 2)
+    except CLIError as e:
+        return _fail(f"error: {e}", e.code)
+    except TrainingDiverged as e:
+        return _fail(f"error: {e}", 1)
+    except (OSError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        return _fail(f"error: {msg}", 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Which training task fits a spec: one function, `task_for`, so new tasks (images, MRI) slot in.
+
+A task provides `sample(batch, generator)`, `test_set()`, `operators()` and `describe()` with the
+spec's own names (see `unroll.data`).
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..compiler.ir import Program
+from .common import CLIError
+
+__all__ = ["task_for", "TASKS"]
+
+# What `unroll train` can train today, for the error message when nothing fits.
+TASKS = ("sparse coding (one operator A [n, m], one input y [n], one target x [m]; "
+         "the LISTA benchmark, --data DIR/sparse/D.mat or a generated 250x500 A)",)
+
+
+def _names(program: Program) -> dict[str, tuple[str, ...]]:
+    return {"operator_names": tuple(program.operators), "input_names": tuple(program.inputs),
+            "target_names": tuple(program.targets)}
+
+
+def _is_sparse_coding(program: Program) -> bool:
+    ops, ins, tgs = (list(t.values()) for t in (program.operators, program.inputs, program.targets))
+    return (len(ops) == 1 and len(ins) == 1 and len(tgs) == 1 and len(ops[0].shape) == 2
+            and len(ins[0].shape) == 1 and len(tgs[0].shape) == 1 and ops[0].dtype == "real")
+
+
+def task_for(program: Program, args: argparse.Namespace) -> Any:
+    """The training task for `program`, bound to its names; uses args.data, .p, .snr, .seed."""
+    from ..data import SparseCodingTask, resolve_data_dir
+    if _is_sparse_coding(program):
+        data_dir, _ = resolve_data_dir(getattr(args, "data", None))
+        task = SparseCodingTask.from_data_dir(data_dir, p=getattr(args, "p", 0.1),
+                                              snr_db=getattr(args, "snr", None),
+                                              seed=getattr(args, "seed", 0))
+        return task.bind(_names(program))
+    raise CLIError(
+        f"no training task fits {program.name}: it declares operators "
+        f"({', '.join(program.operators) or 'none'}), inputs ({', '.join(program.inputs) or 'none'}) "
+        f"and targets ({', '.join(program.targets) or 'none'}). `unroll train` knows: "
+        + "; ".join(TASKS) + ". From Python, pass your own task to unroll.train.train.")

@@ -1,0 +1,116 @@
+"""`unroll train`: compile a spec with its task's operators and train it; print NMSE per layer."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CLIError, add_spec_args, duration_arg, load_program
+
+__all__ = ["add_parser", "run_train", "layer_table"]
+
+DEFAULT_STEPS = 2000
+
+
+def layer_table(columns: dict[str, list[float]], rows: list[int] | None = None) -> str:
+    """A text table of NMSE (dB): one row per layer (1-based), one column per method."""
+    n = max(len(v) for v in columns.values())
+    rows = rows or list(range(1, n + 1))
+    head = "layer " + "".join(f"{name:>10}" for name in columns)
+    lines = [head, "-" * len(head)]
+    for k in rows:
+        cells = "".join(f"{v[k - 1]:>10.2f}" if k <= len(v) else f"{'':>10}" for v in columns.values())
+        lines.append(f"{k:>5} {cells}")
+    return "\n".join(lines)
+
+
+def _saved_steps(out: Path) -> int | None:
+    """The step count of the run saved in `out` (so --resume needs no --steps)."""
+    from ..train import LAST, load_checkpoint
+    if not (out / LAST).exists():
+        return None
+    return int(load_checkpoint(out / LAST)["config"]["steps"])
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train a spec on the task that fits it (see cli/tasks.py)."""
+    import torch
+
+    from ..api import compile as compile_spec
+    from ..data import resolve_data_dir
+    from ..train import TrainConfig, train
+    from .budget import steps_for_budget
+    from .tasks import task_for
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    program = load_program(args.spec, args.K)
+    print(resolve_data_dir(args.data)[1])
+    task = task_for(program, args)
+    print(f"task: {task.describe()}")
+    dtype = torch.float64 if args.float64 else torch.float32
+    model = compile_spec(program, args.K, dtype=dtype, **task.operators())
+    out = Path(args.out or f"runs/{program.name.lower()}")
+    steps = args.steps
+    if steps is None and args.resume:
+        steps = _saved_steps(out)
+    if steps is None and args.time_budget is not None:
+        steps = steps_for_budget(model, task, args.time_budget, args.batch_size, args.lr,
+                                 args.eval_every, args.device)
+        print(f"time budget {args.time_budget:g}s: about {steps} steps")
+    config = TrainConfig(lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
+                         steps=DEFAULT_STEPS if steps is None else steps,
+                         time_budget=args.time_budget, eval_every=args.eval_every,
+                         layerwise=args.layerwise, device=args.device, seed=args.seed,
+                         out_dir=str(out), resume=args.resume)
+    print(f"training {program.name} (K={model.K}) on {args.device}: "
+          + (f"layer-wise, {len(config.stage_steps)} stages per layer" if args.layerwise
+             else f"{config.steps} steps") + f", batch {args.batch_size}, lr {args.lr:g}, {args.schedule}")
+    result = train(model, task, config, progress=not args.quiet)
+    print(layer_table({program.name: result.layer_nmse_db}))
+    how = "completed" if result.stopped == "completed" else "stopped by the time budget"
+    print(f"{how} after {result.steps}/{result.total_steps} steps in {result.elapsed:.0f}s; "
+          f"test NMSE {result.layer_nmse_db[-1]:.2f} dB (best {result.best_nmse_db:.2f} dB at step "
+          f"{result.best_step})")
+    print(f"checkpoints: {result.last_checkpoint}"
+          + (f", {result.best_checkpoint}" if result.best_checkpoint else "")
+          + f"; logs: {out / 'log.csv'}, {out / 'log.json'}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register train."""
+    p = sub.add_parser(
+        "train", help="train a spec on the task that fits it (sparse coding today)",
+        description="Compile a spec with its task's operators and train it with Adam, evaluating "
+        "NMSE per layer on a fixed test set. Specs with one operator A [n, m], one input and one "
+        "target train on sparse coding (the LISTA benchmark). Prints the per-layer NMSE table and "
+        "where checkpoints and logs are. Exit status 1 if training diverges.")
+    add_spec_args(p, dims=False)
+    p.add_argument("--data", metavar="DIR", help="data directory (default: $UNROLL_DATA, else "
+                   "built-in generated data); sparse coding reads DIR/sparse/D.mat and test codes")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help=f"optimizer steps (default {DEFAULT_STEPS}, or as many as fit --time-budget)")
+    p.add_argument("--time-budget", type=duration_arg, default=None, metavar="T",
+                   help="stop cleanly after this long, e.g. 600s, 10m, 1h (checkpointed; --resume "
+                   "continues); without --steps the step count is fitted to it")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="batch size (default 64)")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
+    p.add_argument("--schedule", choices=("cosine", "step", "const"), default="cosine",
+                   help="learning-rate schedule (default cosine)")
+    p.add_argument("--layerwise", action="store_true",
+                   help="layer-wise training (LISTA-CPSS): layer k alone, then layers 1..k, per k")
+    p.add_argument("--eval-every", type=int, default=100, metavar="N",
+                   help="evaluate on the test set every N steps (default 100)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
+    p.add_argument("--out", metavar="DIR", help="run directory for checkpoints and logs "
+                   "(default runs/<spec name>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out (same settings needed)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for data and batches (default 0)")
+    p.add_argument("--p", type=float, default=0.1,
+                   help="sparse coding: probability of a non-zero code entry (default 0.1)")
+    p.add_argument("--snr", type=float, default=None, metavar="DB",
+                   help="sparse coding: measurement noise SNR in dB (default noiseless)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)

@@ -1,0 +1,121 @@
+"""Readable infix text for checked IR values: `to_text(value)` gives `soft(W_e y + S x, theta)`.
+
+Table-driven like sympy's printers: `_INFIX` holds binary operators with their precedence,
+`_FORMS` ops with a fixed shape of text (norms, transpose), `_FUNCTIONS` the spec's function
+names; anything else prints as `op(args)`. Sub-values that carry a name (consts, earlier local
+equations) print as that name, so equations read as they were written.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping
+
+from .ir import Program, Value, fmt_shape
+
+__all__ = ["to_text", "equation_lines", "shape_text", "PRECEDENCE"]
+
+# Binding strength: higher binds tighter. Leaves and calls are atoms.
+ATOM = 100
+PRECEDENCE = {"add": 10, "sub": 10, "mul": 20, "div": 20, "neg": 25, "matmul": 30, "pow": 40,
+              "transpose": 50}
+
+# op -> (infix symbol, left-associative): a - (b - c) keeps its brackets, (a - b) - c does not.
+_INFIX: dict[str, str] = {"add": " + ", "sub": " - ", "mul": " * ", "div": " / ", "pow": "^",
+                          "matmul": " "}
+
+# ops whose text has a fixed form around one argument (printed at atom strength inside).
+_FORMS: dict[str, str] = {"norm1": "||{0}||_1", "norm2": "||{0}||", "sqnorm": "||{0}||^2",
+                          "norm0": "||{0}||_0", "norminf": "||{0}||_inf"}
+
+# op names -> the spec's function names where they differ (ops.FUNCTIONS read backwards).
+_FUNCTIONS: dict[str, str] = {"maximum": "max", "minimum": "min", "opnorm": "norm2"}
+
+_LEAVES: dict[str, Callable[[Value], str]] = {
+    "number": lambda v: f"{v.attrs[0]:g}",
+    "identity": lambda v: "I",
+    "index": lambda v: "k",
+    "zeros": lambda v: "0",
+}
+
+
+def _leaf(v: Value) -> str:
+    if v.op in _LEAVES:
+        return _LEAVES[v.op](v)
+    return str(v.attrs[0]) if v.attrs else v.op
+
+
+def _prec(v: Value) -> int:
+    if not v.args or v.op not in PRECEDENCE:
+        return ATOM
+    return PRECEDENCE[v.op]
+
+
+class _Printer:
+    """One printing pass; `names` maps sub-values (by identity) to the names they print as."""
+
+    def __init__(self, names: Mapping[int, str] | None = None):
+        self.names = dict(names or {})
+
+    def text(self, v: Value, top: bool = False) -> tuple[str, int]:
+        """(text, precedence) of `v`."""
+        if not top:
+            if id(v) in self.names:
+                return self.names[id(v)], ATOM
+            if v.name:
+                return v.name, ATOM
+        if not v.args:
+            return _leaf(v), ATOM
+        if v.op in _FORMS:
+            return _FORMS[v.op].format(self.text(v.args[0])[0]), ATOM
+        if v.op == "transpose":
+            return self.wrap(v.args[0], PRECEDENCE["transpose"], strict=True) + "'", PRECEDENCE["transpose"]
+        if v.op == "neg":
+            return "-" + self.wrap(v.args[0], PRECEDENCE["neg"], strict=True), PRECEDENCE["neg"]
+        if v.op in _INFIX and len(v.args) == 2:
+            p = PRECEDENCE[v.op]
+            left_strict = v.op == "pow"  # a^b^c is a^(b^c): the left needs brackets at equal strength
+            left = self.wrap(v.args[0], p, strict=left_strict)
+            right = self.wrap(v.args[1], p, strict=v.op != "pow")
+            if v.op == "matmul" and right.startswith("("):
+                return left + right, p
+            return left + _INFIX[v.op] + right, p
+        name = _FUNCTIONS.get(v.op, v.op)
+        args = [self.text(a)[0] for a in v.args]
+        args += [_attr_text(a) for a in v.attrs]
+        return f"{name}({', '.join(args)})", ATOM
+
+    def wrap(self, v: Value, outer: int, strict: bool) -> str:
+        """Text of an operand, bracketed when it binds looser than its operator (or equally, if strict)."""
+        text, p = self.text(v)
+        if p < outer or (strict and p == outer):
+            return f"({text})"
+        return text
+
+
+def _attr_text(a: object) -> str:
+    return f"{a:g}" if isinstance(a, float) else str(a)
+
+
+def to_text(value: Value, names: Mapping[int, str] | None = None) -> str:
+    """Infix text of a checked value, e.g. `soft(W_e y + S x, theta)`.
+
+    Sub-values that carry a `name` (consts, earlier equations) print as that name; `names` maps
+    further sub-values, by `id`, to names.
+    """
+    return _Printer(names).text(value, top=True)[0]
+
+
+def equation_lines(program: Program) -> list[str]:
+    """`name = expression` for each update equation of one iteration, as the spec wrote them."""
+    lines = []
+    earlier: dict[tuple, str] = {}
+    for name, v in program.equations:
+        key = (v.op, v.attrs, tuple(id(a) for a in v.args))
+        rhs = earlier.get(key) if v.args else None
+        lines.append(f"{name} = {rhs or to_text(v)}")
+        earlier.setdefault(key, name)
+    return lines
+
+
+def shape_text(shape: Iterable) -> str:
+    """`[n, m]` (or `[]` for a scalar)."""
+    return fmt_shape(tuple(shape))
