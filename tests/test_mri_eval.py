@@ -81,3 +81,20 @@ def test_reproduction_runs_end_to_end_on_a_tiny_problem(tmp_path):
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["runs"][0]["train"]["steps"] == 3
     table = format_table(report)
     assert "37.17" in table and "TV-ADMM" in table and "not comparable" in table
+
+
+def test_eval_command_scores_a_compiled_admm_net(tmp_path, capsys):
+    import argparse
+
+    import unroll
+    from unroll.evaluate.mri import run_eval_command
+
+    mask, _ = load_mask(DATA, 20, size=16)
+    model = unroll.compile("zoo:admm_net", K=1, P=mask)
+    args = argparse.Namespace(spec="zoo:admm_net", ckpt="-", data=str(DATA), mask=20, mri_set="chest-val",
+                              no_tv=False, out=str(tmp_path / "eval"))
+    assert run_eval_command(args, model) == 0
+    text = capsys.readouterr().out
+    assert "zero-filled" in text and "TV-ADMM" in text and "im-100" in text
+    scores = json.loads((tmp_path / "eval" / "scores.json").read_text())
+    assert len(scores["images"]) == 20 and len(scores["methods"]) == 3

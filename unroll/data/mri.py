@@ -35,6 +35,7 @@ __all__ = [
     "undersample",
     "zero_filled",
     "MRITask",
+    "fits_mri",
 ]
 
 MRI_SIZE = 256
@@ -208,6 +209,15 @@ def undersample(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def zero_filled(y: torch.Tensor) -> torch.Tensor:
     """The zero-filled reconstruction real(ifft2(y)) (orthonormal)."""
     return torch.fft.ifft2(y, norm="ortho").real
+
+
+def fits_mri(program: Any) -> bool:
+    """True for a checked spec with one real operator [h, w] (the mask), one complex input [h, w]
+    (the k-space data) and one target [h, w]: what :class:`MRITask` trains."""
+    ops, ins, tgs = (list(getattr(program, k).values()) for k in ("operators", "inputs", "targets"))
+    return (len(ops) == 1 and len(ins) == 1 and len(tgs) == 1 and len(ops[0].shape) == 2
+            and ops[0].dtype == "real" and ins[0].dtype == "complex" and len(ins[0].shape) == 2
+            and len(tgs[0].shape) == 2)
 
 
 def _model_dtype(model: Any) -> torch.dtype | None:

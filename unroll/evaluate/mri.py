@@ -29,6 +29,8 @@ __all__ = [
     "reconstruct",
     "evaluate_methods",
     "write_pngs",
+    "add_eval_arguments",
+    "run_eval_command",
 ]
 
 ZERO_FILLED = "zero-filled"
@@ -271,3 +273,53 @@ def _comparison(evaluation: MRIEvaluation, path: Path, error_scale: float, count
     fig.savefig(path, dpi=110)
     return path
 
+
+
+def add_eval_arguments(p: Any) -> None:
+    """The CS-MRI options of ``unroll eval`` (beside SPEC, --ckpt, --data, --out, --device)."""
+    p.add_argument("--mask", type=int, default=None, metavar="PCT",
+                   help="CS-MRI: sampling mask in percent, checked against the checkpoint's mask P")
+    p.add_argument("--set", dest="mri_set", choices=("chest-val", "brain"), default="chest-val",
+                   help="CS-MRI: test images (default chest-val: the 20 held-out chest images)")
+    p.add_argument("--no-tv", action="store_true", help="CS-MRI: skip the TV-ADMM baseline column")
+
+
+def run_eval_command(args: Any, model: nn.Module) -> int:
+    """``unroll eval`` for a CS-MRI model: its mask P (from the checkpoint) measures the test
+    images (downsampled to P's size); prints zero-filled / TV-ADMM / model; --out writes PNGs."""
+    import json
+
+    from .. import api
+    from ..data import resolve_data_dir
+    from ..data.mri import MRITask, downsample, load_brain, load_mask
+
+    data_dir, where = resolve_data_dir(getattr(args, "data", None))
+    print(where)
+    P = getattr(model, model.operator_names[0]).detach().cpu().double().numpy()
+    size = P.shape[-1]
+    percent = getattr(args, "mask", None)
+    if percent is not None:
+        ref, src = load_mask(data_dir, percent, size)
+        if not np.array_equal(ref, P):
+            print(f"warning: the checkpoint's mask ({100 * P.mean():.1f}% sampled) differs from {src}; "
+                  "measuring with the checkpoint's mask")
+    wanted = getattr(args, "mri_set", "chest-val")
+    task = MRITask.from_data_dir(data_dir, mask=percent or round(100 * P.mean()), size=size)
+    if wanted == "brain" and task.test_label != "phantom":
+        images = [(n, downsample(im, None if size == im.shape[-1] else size)) for n, im in load_brain(data_dir)]
+    else:
+        images = task.test_images
+    label = wanted if task.test_label != "phantom" else "phantom"
+    methods: dict[str, nn.Module] = {}
+    if not getattr(args, "no_tv", False):
+        methods["TV-ADMM"] = api.compile("zoo:tv_admm_mri", dtype=torch.float64, **{"P": P})
+    methods[getattr(model, "spec_name", None) or "model"] = model
+    result = evaluate_methods(methods, images, P, label=label)
+    print(result.table())
+    out = getattr(args, "out", None)
+    if out:
+        paths = write_pngs(result, out)
+        scores = {"spec": str(getattr(args, "spec", "")), "ckpt": str(getattr(args, "ckpt", "")), **result.to_dict()}
+        Path(out, "scores.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")
+        print(f"wrote {len(paths)} PNGs and {Path(out, 'scores.json')}")
+    return 0

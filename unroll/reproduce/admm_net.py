@@ -22,7 +22,10 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["PAPER_PSNR", "ReproductionConfig", "reproduce", "format_table", "parse_duration"]
+__all__ = [
+    "PAPER_PSNR", "ReproductionConfig", "reproduce", "format_table", "parse_duration", "add_arguments",
+    "run_command",
+]
 
 # ADMM-Net₁₅ mean PSNR (dB) from the paper's Table 1 (brain) and Table 2 (chest).
 PAPER_PSNR = {"brain": {20: 37.17, 30: 39.84, 40: 41.56, 50: 43.00}, "chest-val": {20: 37.84}}
@@ -49,7 +52,7 @@ def parse_duration(text: str | float | int | None) -> float | None:
 
 @dataclass
 class ReproductionConfig:
-    """What to train and score; ``budget`` is training seconds in total, split evenly over masks."""
+    """What to train and score; ``budget`` is training seconds per mask (as ``reproduce ista-net``)."""
 
     masks: tuple[int, ...] = (20, 30, 40, 50)
     K: int = 15
@@ -135,8 +138,7 @@ def _run_mask(cfg: ReproductionConfig, percent: int, budget: float | None, log: 
 def reproduce(cfg: ReproductionConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train and score every mask; writes ``results.json`` in ``cfg.out_dir`` and returns it."""
     started = time.monotonic()
-    per_mask = None if cfg.budget is None else cfg.budget / len(cfg.masks)
-    runs = [_run_mask(cfg, p, per_mask, log) for p in cfg.masks]
+    runs = [_run_mask(cfg, p, cfg.budget, log) for p in cfg.masks]
     report = {
         "paper": "Yang, Sun, Li & Xu, Deep ADMM-Net for Compressive Sensing MRI, NIPS 2016 (ADMM-Net15)",
         "config": asdict(cfg),
@@ -189,3 +191,39 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(f"device: {report['device']}; PSNR peak 1, mean over images")
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
+
+
+def add_arguments(p: Any) -> None:
+    """The ADMM-Net options of ``unroll reproduce admm-net`` (beside the shared --budget, --data, ...)."""
+    p.add_argument("--masks", type=int, nargs="+", default=None, metavar="PCT",
+                   help="admm-net: sampling masks in percent (default 20 30 40 50; files mask_{PCT}.mat)")
+    p.add_argument("--size", type=int, default=None, metavar="S",
+                   help="admm-net: block-average images to SxS (S divides 256; fast CPU runs, not comparable)")
+    p.add_argument("--sets", nargs="+", choices=SETS, default=None,
+                   help="admm-net: test sets (default chest-val brain)")
+    p.add_argument("--pngs", action="store_true", help="admm-net: write reconstructions and error maps")
+    p.add_argument("--float64", action="store_true", help="admm-net: train and score in float64")
+
+
+def run_command(args: Any) -> int:
+    """``unroll reproduce admm-net``: train, score, print the comparison table, write results.json."""
+    cfg = ReproductionConfig(
+        masks=tuple(getattr(args, "masks", None) or (20, 30, 40, 50)),
+        K=getattr(args, "K", None) or 15,
+        budget=parse_duration(getattr(args, "budget", None)),
+        batch_size=getattr(args, "batch_size", None) or 4,
+        lr=getattr(args, "lr", None) or 2e-3,
+        size=getattr(args, "size", None),
+        sets=tuple(getattr(args, "sets", None) or SETS),
+        device=getattr(args, "device", "cpu"),
+        float64=bool(getattr(args, "float64", False)),
+        data_dir=getattr(args, "data", None),
+        out_dir=getattr(args, "out", None) or "runs/reproduce_admm_net",
+        seed=getattr(args, "seed", 0),
+        pngs=bool(getattr(args, "pngs", False)),
+        progress=not getattr(args, "quiet", False),
+    )
+    report = reproduce(cfg)
+    print(format_table(report))
+    print(f"results: {Path(cfg.out_dir) / 'results.json'}")
+    return 0
