@@ -160,7 +160,7 @@ def init_matrix(phi: np.ndarray, blocks: np.ndarray | None = None, gram: np.ndar
         gram = block_gram(blocks)
     phi = np.asarray(phi, dtype=np.float64)
     pc = phi @ gram  # [M, N] = (X Yᵀ)ᵀ
-    return np.linalg.solve(pc @ phi.T, pc).T
+    return np.linalg.lstsq(pc @ phi.T, pc, rcond=None)[0].T  # min-norm if fewer blocks than M
 
 
 def load_block_images(
@@ -180,7 +180,7 @@ def load_block_images(
         parts.append(f"training blocks from {len(train)} images in {t91} ({scale})")
     else:
         train = synthetic_images(12, 128, seed=seed)
-        parts.append(f"training blocks from 12 BUILT-IN synthetic images ({t91 or 'no data directory'} not found)")
+        parts.append(f"training blocks from 12 BUILT-IN synthetic images ({f'{t91} not found' if t91 else 'no data directory'})")
     test, test_source = load_test_images(data_dir, seed)
     return train, test, "; ".join(parts + [test_source])
 
@@ -192,7 +192,7 @@ def load_test_images(data_dir: str | os.PathLike | None, seed: int = 0) -> tuple
         test = load_folder(set11)
         return test, f"test: {len(test)} images in {set11}"
     test = synthetic_images(4, 100, seed=seed + 1)
-    return test, f"test: 4 BUILT-IN synthetic 100x100 images ({set11 or 'no data directory'} not found)"
+    return test, f"test: 4 BUILT-IN synthetic 100x100 images ({f'{set11} not found' if set11 else 'no data directory'})"
 
 
 class BlockCSTask:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["names", "list", "path", "citation"]
+__all__ = ["names", "list", "path", "citation", "pretrained"]
+
+from .weights import pretrained
 
 _DIR = Path(__file__).parent
 _HEADER = re.compile(r'^\s*algorithm\s+\w+\s*(?:"([^"]*)")?', re.M)
