@@ -15,7 +15,9 @@ __all__ = ["task_for", "TASKS"]
 
 # What `unroll train` can train today, for the error message when nothing fits.
 TASKS = ("sparse coding (one operator A [n, m], one input y [n], one target x [m]; "
-         "the LISTA benchmark, --data DIR/sparse/D.mat or a generated 250x500 A)",)
+         "the LISTA benchmark, --data DIR/sparse/D.mat or a generated 250x500 A)",
+         "CS-MRI (one real operator P [h, w], one complex input y [h, w], one target [h, w]; "
+         "chest images DIR/mri with --mask PCT and --size S, or Shepp-Logan phantoms)")
 
 
 def _names(program: Program) -> dict[str, tuple[str, ...]]:
@@ -37,6 +39,12 @@ def task_for(program: Program, args: argparse.Namespace) -> Any:
         task = SparseCodingTask.from_data_dir(data_dir, p=getattr(args, "p", 0.1),
                                               snr_db=getattr(args, "snr", None),
                                               seed=getattr(args, "seed", 0))
+        return task.bind(_names(program))
+    from ..data.mri import MRITask, fits_mri
+    if fits_mri(program):
+        data_dir, _ = resolve_data_dir(getattr(args, "data", None))
+        task = MRITask.from_data_dir(data_dir, mask=getattr(args, "mask", None) or 20,
+                                     size=getattr(args, "size", None), seed=getattr(args, "seed", 0))
         return task.bind(_names(program))
     raise CLIError(
         f"no training task fits {program.name}: it declares operators "

@@ -112,5 +112,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="sparse coding: probability of a non-zero code entry (default 0.1)")
     p.add_argument("--snr", type=float, default=None, metavar="DB",
                    help="sparse coding: measurement noise SNR in dB (default noiseless)")
+    p.add_argument("--mask", type=int, default=None, metavar="PCT",
+                   help="CS-MRI: sampling mask DIR/mri/masks/mask_PCT.mat (default 20)")
+    p.add_argument("--size", type=int, default=None, metavar="S",
+                   help="CS-MRI: block-average the 256x256 images to SxS (S divides 256)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
