@@ -52,7 +52,7 @@ def run_compile(args: argparse.Namespace) -> int:
     print(f"wrote {out}: class {gen.class_name}, K={u.K}, {format_dims(dims) or 'no dims'}")
     print("use it (needs only torch):")
     print(f"  from {out.stem} import {gen.class_name}")
-    print(f"  net = {gen.class_name}({ops})" + (f"      # {ops}: the operator arrays" if ops else ""))
+    print(f"  net = {gen.class_name}({ops})" + (f"      # the fixed operator{'s' * (len(program.operators) > 1)} {ops}, as arrays" if ops else ""))
     print(f"  {', '.join(program.outputs)} = net({ins})")
     return 0
 
