@@ -11,10 +11,13 @@ from .. import __version__
 from ..errors import SpecError
 from . import build_cmds, demo_cmd, inspect_cmds, train_cmd
 from .common import CLIError
+from ..evaluate import command as eval_cmd
+from ..reproduce import command as reproduce_cmd
 
 __all__ = ["main", "build_parser"]
 
 _REGISTER = (inspect_cmds.add_parsers, build_cmds.add_parsers, train_cmd.add_parser,
+             eval_cmd.add_parser, reproduce_cmd.add_parser,
              demo_cmd.add_parser)
 
 

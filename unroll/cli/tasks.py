@@ -17,7 +17,9 @@ __all__ = ["task_for", "TASKS"]
 TASKS = ("sparse coding (one operator A [n, m], one input y [n], one target x [m]; "
          "the LISTA benchmark, --data DIR/sparse/D.mat or a generated 250x500 A)",
          "CS-MRI (one real operator P [h, w], one complex input y [h, w], one target [h, w]; "
-         "chest images DIR/mri with --mask PCT and --size S, or Shepp-Logan phantoms)")
+         "chest images DIR/mri with --mask PCT and --size S, or Shepp-Logan phantoms)",
+         "block CS (operator Phi [M, 1089], optional Q [1089, M]; T91 blocks, Set11 test blocks, "
+         "--ratio PCT reads DIR/cs_phi/phi_0_PCT_1089.mat or generates Phi)")
 
 
 def _names(program: Program) -> dict[str, tuple[str, ...]]:
@@ -39,6 +41,13 @@ def task_for(program: Program, args: argparse.Namespace) -> Any:
         task = SparseCodingTask.from_data_dir(data_dir, p=getattr(args, "p", 0.1),
                                               snr_db=getattr(args, "snr", None),
                                               seed=getattr(args, "seed", 0))
+        return task.bind(_names(program))
+    if {"Phi"} <= set(program.operators) <= {"Phi", "Q"}:  # block CS (ISTA-Net, FISTA-Net)
+        from ..data.blockcs import PAPER_BLOCKS, BlockCSTask
+        data_dir, _ = resolve_data_dir(getattr(args, "data", None))
+        task = BlockCSTask.from_data_dir(data_dir, ratio=getattr(args, "ratio", None) or 25,
+                                         n_blocks=getattr(args, "blocks", None) or PAPER_BLOCKS,
+                                         seed=getattr(args, "seed", 0), test_blocks=256)
         return task.bind(_names(program))
     from ..data.mri import MRITask, fits_mri
     if fits_mri(program):

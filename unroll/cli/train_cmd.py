@@ -116,5 +116,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="CS-MRI: sampling mask DIR/mri/masks/mask_PCT.mat (default 20)")
     p.add_argument("--size", type=int, default=None, metavar="S",
                    help="CS-MRI: block-average the 256x256 images to SxS (S divides 256)")
+    p.add_argument("--ratio", type=float, default=None, metavar="PCT",
+                   help="block CS: CS ratio in percent (default 25; 1 4 10 25 30 40 read DIR/cs_phi)")
+    p.add_argument("--blocks", type=int, default=None, metavar="N",
+                   help="block CS: training blocks cut from T91 (default 88912, as ISTA-Net)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)

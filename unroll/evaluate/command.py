@@ -16,9 +16,13 @@ def run_eval(args: argparse.Namespace) -> int:
     from .figures import side_by_side, write_reconstructions
     from .loading import load_for_eval, sampling_matrix
 
+    model, _ = load_for_eval(args.spec, args.ckpt, args.K, args.device)
+    if "Phi" not in tuple(model.operator_names):  # not block CS: the CS-MRI evaluation (operator P)
+        from .mri import run_eval_command
+
+        return run_eval_command(args, model)
     data_dir, where = resolve_data_dir(args.data)
     print(where)
-    model, _ = load_for_eval(args.spec, args.ckpt, args.K, args.device)
     phi = sampling_matrix(model)
     print(f"{model.spec_name} (K={model.K}) from {args.ckpt}: Phi {phi.shape[0]}x{phi.shape[1]} "
           f"(ratio {100 * phi.shape[0] / phi.shape[1]:.1f}%)")
@@ -55,19 +59,23 @@ def _close(a, b) -> bool:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register eval."""
     p = sub.add_parser(
-        "eval", help="evaluate trained block-CS weights on whole images (Set11), PSNR/SSIM",
-        description="Rebuild SPEC with the checkpoint's operators (Phi, Q) and weights, reconstruct "
-        "every test image block by block (33x33, zero-padded at right/bottom), and print PSNR and "
-        "SSIM on the 0-255 scale per image, as ISTA-Net's Table 1.")
+        "eval", help="evaluate trained weights on whole test images (block CS: Set11; CS-MRI)",
+        description="Rebuild SPEC with the checkpoint's operators and weights. Block CS (operator "
+        "Phi): reconstruct every test image block by block (33x33, zero-padded at right/bottom) and "
+        "print PSNR and SSIM on the 0-255 scale per image, as ISTA-Net's Table 1. CS-MRI (operator "
+        "P): zero-filled / TV-ADMM / model table, as ADMM-Net.")
     p.add_argument("spec", metavar="SPEC", help="the spec the weights were trained with (zoo:ista_net_plus)")
     p.add_argument("--ckpt", required=True, metavar="PATH", help="a training checkpoint (last.pt/best.pt) "
                    "or a state dict")
     p.add_argument("--ratio", type=float, default=None, metavar="PCT",
-                   help="CS ratio in percent, checked against the checkpoint's Phi")
+                   help="block CS: CS ratio in percent, checked against the checkpoint's Phi")
     p.add_argument("--K", type=int, default=None, metavar="N", help="layers (default: the checkpoint's)")
     p.add_argument("--data", metavar="DIR", help="data directory with images/set11 (default: "
                    "$UNROLL_DATA, else built-in synthetic images)")
     p.add_argument("--out", metavar="DIR", help="write <image>_rec.png, side_by_side.png and scores.json here")
     p.add_argument("--batch-size", type=int, default=256, metavar="B", help="blocks per forward pass")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    from .mri import add_eval_arguments
+
+    add_eval_arguments(p)
     p.set_defaults(func=run_eval)
