@@ -7,6 +7,7 @@ The model is any module with the compiled-model contract (``input_names``, ``tar
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from .checkpoint import BEST, LAST, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .distributed import LossModule, all_mean, any_flag, setup, shard
 
 __all__ = [
     "TrainConfig",
@@ -79,6 +81,8 @@ class TrainConfig:
     grad_clip: float | None = None
     eval_batch_size: int = 1000
     device: str = "cpu"
+    amp: str | None = None  # 'bf16': autocast matrix products to bfloat16 (loss of accuracy is logged)
+    tf32: bool = False  # allow TF32 matrix products on CUDA
     seed: int = 0
     out_dir: str = "runs/train"
     resume: bool = False
@@ -98,6 +102,8 @@ class TrainConfig:
         if len(self.stage_steps) != len(self.stage_lr_factors):
             raise ValueError("stage_steps and stage_lr_factors must have the same length")
         self.out_dir = str(self.out_dir)
+        if self.amp not in (None, "bf16"):
+            raise ValueError(f"amp must be None or 'bf16', got {self.amp!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dict (for checkpoints and JSON logs)."""
@@ -316,7 +322,13 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
     started = time.monotonic()
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {cfg.device!r} requested but CUDA is not available")
+    world = setup(cfg.device)
+    if world.distributed and cfg.device.startswith("cuda") and cfg.device == "cuda":
+        cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ.get('LOCAL_RANK', world.rank))}")
     device = torch.device(cfg.device)
+    if cfg.tf32 and device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if hasattr(task, "bind"):
         task = task.bind(model)
     out = Path(cfg.out_dir)
@@ -324,6 +336,12 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
     last_path, best_path = out / LAST, out / BEST
     model.to(device)
     dtype = _float_dtype(model)
+    runner: nn.Module = LossModule(model)
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        runner = DistributedDataParallel(runner, find_unused_parameters=cfg.layerwise)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16"
+                else contextlib.nullcontext())
     K = int(model.K)
     stages = plan_stages(cfg, K, getattr(task, "train_size", None))
     ends = [sum(s.steps for s in stages[: i + 1]) for i in range(len(stages))]
@@ -383,12 +401,19 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
     def meta(status: str) -> dict[str, Any]:
         return {"config": cfg.to_dict(), "task": describe, "K": K, "total_steps": total, "status": status}
 
+    def save(path: Path) -> None:
+        if world.main:  # one writer; every rank reads the same file on resume or divergence
+            save_checkpoint(path, payload())
+
     if ckpt is None:
-        save_checkpoint(last_path, payload())  # a known-good state exists from the start
+        save(last_path)  # a known-good state exists from the start
+    if world.distributed:
+        torch.distributed.barrier()
 
     layer_nmse: list[float] = list(rows[-1]["layer_nmse_db"]) if rows else []
     stopped = "completed"
-    bar = tqdm(total=total, initial=step, disable=not progress, dynamic_ncols=True, desc="train")
+    bar = tqdm(total=total, initial=step, disable=not (progress and world.main), dynamic_ncols=True,
+               desc="train")
     try:
         while step < total:
             if step >= ends[stage_idx]:
@@ -398,10 +423,11 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
             if len(stages) > 1:
                 bar.set_description(stage.name)
             gen = torch.Generator().manual_seed(cfg.seed * SEED_STRIDE + step)
-            batch = _to_device(task.sample(cfg.batch_size, gen), device, dtype)
+            batch = _to_device(shard(task.sample(cfg.batch_size, gen), world), device, dtype)
             model.train()
-            loss = model.loss(batch, upto=stage.upto)
-            loss_value = float(loss.detach())
+            with autocast:
+                loss = runner(batch, upto=stage.upto)
+            loss_value = all_mean(float(loss.detach()), world)
             if not math.isfinite(loss_value):
                 _diverge(model, last_path, out, rows, meta, step, stage, f"loss is {loss_value}")
             opt.zero_grad(set_to_none=True)
@@ -414,8 +440,9 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
             step += 1
             loss_sum, loss_count, last_loss = loss_sum + loss_value, loss_count + 1, loss_value
             bar.update(1)
-            over_time = cfg.time_budget is not None and time.monotonic() - started > cfg.time_budget
-            if step % cfg.eval_every == 0 or step == total:
+            over_time = any_flag(cfg.time_budget is not None
+                                 and time.monotonic() - started > cfg.time_budget, world)
+            if (step % cfg.eval_every == 0 or step == total) and world.main:
                 layer_nmse = evaluate_layers(model, test, cfg.eval_batch_size)
                 rows.append({
                     "step": step,
@@ -430,10 +457,10 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
                 bar.set_postfix(loss=f"{rows[-1]['train_loss']:.3g}", nmse_db=f"{layer_nmse[-1]:.2f}")
                 if layer_nmse[-1] < best:
                     best, best_step = layer_nmse[-1], step
-                    save_checkpoint(best_path, payload())
+                    save(best_path)
                 _write_logs(out, rows, meta("running"))
             if step % cfg.checkpoint_every == 0 or step == total or over_time:
-                save_checkpoint(last_path, payload())
+                save(last_path)
             if over_time and step < total:
                 stopped = "time_budget"  # evaluated below, off the logging cycle
                 layer_nmse = []
@@ -443,7 +470,10 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
     if not layer_nmse:
         layer_nmse = evaluate_layers(model, test, cfg.eval_batch_size)
     status = "completed" if stopped == "completed" else f"stopped by time budget at step {step}/{total}"
-    _write_logs(out, rows, meta(status))
+    if world.main:
+        _write_logs(out, rows, meta(status))
+    if world.distributed:
+        torch.distributed.barrier()
     return TrainResult(
         steps=step,
         total_steps=total,
