@@ -36,7 +36,7 @@ def test_templates_write_the_update_equations():
     p = unroll.check("zoo:admm_lasso")
     assert list(p.states) == ["x", "z", "u"]
     assert [unicode(v) for _, v in p.equations] == [
-        "(AᵀA + I)⁻¹(z + Aᵀy − u)", "soft(u + x, 0.1)", "u + x − z"]
+        "(AᵀA + I)⁻¹(Aᵀy + z − u)", "soft(u + x, 0.1)", "u + x − z"]
 
 
 def test_pgd_with_momentum_and_zero_momentum_is_ista():

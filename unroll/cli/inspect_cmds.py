@@ -82,6 +82,12 @@ def run_show(args: argparse.Namespace) -> int:
     """Print the algorithm: declarations, update equations, learnables and parameter count."""
     program = load_program(args.spec, args.K)
     print(show_text(program, args.K, dims_of(args)))
+    if getattr(args, "latex", False):
+        from ..compiler.symbolic import latex
+        rows = _section("cost terms (LaTeX)", [f"{c.name}({', '.join(c.params)}) = {latex(c.expr)}"
+                                               for c in program.costs.values()])
+        rows += _section("update (LaTeX)", [f"{n} = {latex(v)}" for n, v in program.equations])
+        print("\n".join(rows))
     return 0
 
 
@@ -109,6 +115,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        "inputs, targets, consts, cost terms, the update equations, learnables with "
                        "their tying and constraints, and the parameter count (needs sizes: --dim).")
     add_spec_args(p)
+    p.add_argument("--latex", action="store_true", help="also print cost terms and updates as LaTeX")
     p.set_defaults(func=run_show)
     p = sub.add_parser("zoo", help="list the shipped specs with citations",
                        description="List the specs shipped with unroll and the papers they come from.")

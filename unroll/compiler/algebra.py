@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..errors import Span
+from ..errors import DerivationError, Span
 from .ir import Value
 from .ops import OPS
 
@@ -103,6 +103,10 @@ def neg(a: Value | None) -> Value | None:
         return None
     if a.op == "neg":
         return a.args[0]
+    if a.op == "sub":
+        return sub(a.args[1], a.args[0])
+    if a.op == "add" and a.args[0].op == "neg":
+        return sub(a.args[0].args[0], a.args[1])
     return _fold("neg", a) or mk("neg", a)
 
 
@@ -137,7 +141,10 @@ def mul(a: Value | None, b: Value | None) -> Value | None:
     return mk("mul", a, b)
 
 
-def div(a: Value | None, b: Value) -> Value | None:
+def div(a: Value | None, b: Value | None) -> Value | None:
+    if b is None or is_num(b, 0):  # None is the symbolic zero
+        raise DerivationError("the derivation divides by zero", a.span if a is not None else None,
+                              "check the cost terms for a division by zero")
     if a is None or is_num(a, 0):
         return None
     if is_num(b, 1):
