@@ -76,10 +76,12 @@ def unfold(spec: str | Path | ast.Spec | Program, K: int | None = None,
 
 
 def compile(spec: str | Path | ast.Spec | Program, K: int | None = None,
-            dims: Mapping[str, int] | None = None, dtype=None, device=None, **operators):
+            dims: Mapping[str, int] | None = None, dtype=None, device=None, fast: bool = False,
+            **operators):
     """Compile a spec into a `torch.nn.Module`, with the fixed operators given by name.
 
     Example: `unroll.compile("zoo:lista", K=16, A=A)` -> module; `module(y=y)` -> x.
+    `fast=True` runs the layers under torch.compile (CUDA graphs on a GPU); see backends.fast.
     """
     import torch
 
@@ -90,4 +92,8 @@ def compile(spec: str | Path | ast.Spec | Program, K: int | None = None,
         raise SpecError(f"operator {', '.join(missing)} was not given", u.program.operators[
             missing[0]].span, f"pass it by name: unroll.compile(spec, {missing[0]}=array)",
             u.program.source)
-    return lower(u, operators, dtype or torch.float32, device)
+    module = lower(u, operators, dtype or torch.float32, device)
+    if fast:
+        from .backends.fast import accelerate
+        accelerate(module)
+    return module
