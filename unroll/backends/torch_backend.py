@@ -33,6 +33,20 @@ def _as_array(x):
     return torch.as_tensor(np.asarray(x))
 
 
+_OUTSIDE = {"positive": lambda v: v <= 0, "unit": lambda v: (v <= 0) | (v >= 1)}
+
+
+def _constraint_error(u: Unfolded, args: list, msg: str) -> None:
+    """Raise a SpecError at the init of the first constrained learnable whose value breaks it."""
+    from .numpy_backend import initial_parameters
+    values = initial_parameters(u, {o: a.cpu().numpy() for o, a in zip(u.program.operators, args)})
+    for node, info in u.params.items():
+        if info.constraint and np.any(_OUTSIDE[info.constraint](values[node])):
+            lrn = u.program.learnables[info.name]
+            raise SpecError(f"learn {info.name} is {info.constraint} but its initial value is not "
+                            f"({msg})", lrn.init.span or lrn.span, None, u.program.source) from None
+
+
 def lower(u: Unfolded, operators: Mapping[str, object], dtype: torch.dtype = torch.float32,
           device: str | torch.device | None = None) -> torch.nn.Module:
     """Build the module for `u` with the given operator arrays (numpy or torch)."""
@@ -43,11 +57,7 @@ def lower(u: Unfolded, operators: Mapping[str, object], dtype: torch.dtype = tor
     try:
         module = cls(*args, dtype=dtype)
     except ValueError as e:
-        msg = str(e)
-        for name, lrn in u.program.learnables.items():
-            if lrn.constraint:
-                raise SpecError(f"learn {name} is {lrn.constraint} but its initial value "
-                                f"is not ({msg})", lrn.span, None, u.program.source) from None
+        _constraint_error(u, args, str(e))
         raise
     module.generated = gen
     module.unfolded = u

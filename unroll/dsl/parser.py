@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.indenter import Indenter
+from lark.indenter import DedentError, Indenter
 
 from ..errors import Span, SpecSyntaxError
 from . import ast
@@ -27,6 +27,20 @@ class _SpecIndenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 4
+
+    def handle_NL(self, token: Token):  # noqa: N802 - lark's hook name
+        try:
+            yield from super().handle_NL(token)
+        except DedentError:
+            raise _BadDedent(token) from None
+
+
+class _BadDedent(Exception):
+    """A line dedented to a column that no enclosing block starts at (lark gives no position)."""
+
+    def __init__(self, token: Token):
+        super().__init__("inconsistent dedent")
+        self.token = token
 
 
 @lru_cache(maxsize=1)
@@ -295,6 +309,12 @@ def parse(text: str, file: str = "<spec>") -> ast.Spec:
     src = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(src)
+    except _BadDedent as err:
+        tok = err.token
+        raise SpecSyntaxError("this line's indentation matches no enclosing block",
+                              Span(file, tok.end_line, tok.end_column, tok.end_line, tok.end_column + 1),
+                              "indent every update equation in the iterate body by the same amount",
+                              text) from None
     except UnexpectedInput as err:
         line, col = _line_col(err, src)
         named = _named(err, src)
