@@ -47,7 +47,7 @@ def test_check_without_sizes_says_what_to_give(capsys):
 def test_check_per_layer_count_follows_K(capsys):
     code, out, _ = run(capsys, "check", "zoo:lista_cp", "--K", "4", "--dim", "n=5", "--dim", "m=7")
     assert code == 0
-    assert "4 * (5 * 7 + 1)" and f"{4 * (5 * 7 + 1):,} params" in out
+    assert f"{4 * (5 * 7 + 1):,} params" in out
 
 
 def test_bad_spec_exits_2_with_located_error(tmp_path, capsys):
@@ -188,9 +188,26 @@ def test_train_divergence_exits_1(tmp_path, capsys):
 
 def test_demo_smoke(tmp_path, capsys):
     code, out, err = run(capsys, "demo", "--K", "2", "--steps", "2", "--baseline-iters", "20",
-                         "--batch-size", "8", "--out", str(tmp_path / "demo"), "--quiet",
+                         "--n-test", "50", "--batch-size", "8", "--out", str(tmp_path / "demo"), "--quiet",
                          "--data", str(tmp_path))
     assert code == 0, err
     assert "A generated" in out and "LISTA" in out and "FISTA" in out
     assert (tmp_path / "demo" / "nmse.png").stat().st_size > 0
     assert (tmp_path / "demo" / "nmse.json").exists()
+    # A second run on the same data reuses the baseline curves.
+    code, out, err = run(capsys, "demo", "--K", "2", "--steps", "1", "--baseline-iters", "20",
+                         "--n-test", "50", "--batch-size", "8", "--out", str(tmp_path / "demo"), "--quiet",
+                         "--data", str(tmp_path))
+    assert code == 0, err
+    assert "reusing 20-iteration curves" in out
+
+
+def test_parameter_count_matches_the_compiled_module_with_blocks():
+    from unroll.cli.common import parameter_count
+    p = unroll.check("zoo:ista_net_plus")
+    rng = np.random.default_rng(0)
+    ops = {n: 0.01 * rng.standard_normal(tuple(10 if d == "M" else d for d in t.shape))
+           for n, t in p.operators.items()}
+    model = unroll.compile(p, K=2, **ops)
+    u = unroll.unfold(p, K=2, dims={"M": 10})
+    assert parameter_count(u) == sum(q.numel() for q in model.parameters())

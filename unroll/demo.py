@@ -6,6 +6,7 @@ the zoo, run 1000 iterations) on the same fixed test set; prints a table, saves 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -32,6 +33,7 @@ class DemoConfig:
     batch_size: int = 128
     steps: int | None = None       # default: as many as fit the time budget
     baseline_iters: int = 1000
+    n_test: int | None = None      # generated test codes (default 1000; a file's codes are all used)
     seed: int = 0
     progress: bool = True
     log: list = field(default_factory=list)
@@ -77,6 +79,39 @@ def plot_curves(curves: dict[str, list[float]], path: Path, title: str) -> Path:
     return path
 
 
+def _fingerprint(task, test: dict, iters: int) -> str:
+    """Hash of what the baseline curves depend on: A, the test set and the iteration count."""
+    h = hashlib.sha256(task.A.tobytes())
+    for k in sorted(test):
+        h.update(k.encode() + test[k].double().numpy().tobytes())
+    h.update(str(iters).encode())
+    return h.hexdigest()
+
+
+def _baselines(cfg: "DemoConfig", task, test: dict, cache: Path) -> dict[str, list[float]]:
+    """ISTA and FISTA NMSE per iteration on the test set (reused from `cache` if it matches)."""
+    from . import compile as compile_spec
+    from .train import evaluate_layers
+
+    key = _fingerprint(task, test, cfg.baseline_iters)
+    if cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            _say(cfg, f"ISTA, FISTA: reusing {cfg.baseline_iters}-iteration curves from {cache}")
+            return saved["nmse_db"]
+    curves: dict[str, list[float]] = {}
+    dev_test = {k: v.to(cfg.device) for k, v in test.items()}
+    for name in ("ista", "fista"):
+        t0 = time.monotonic()
+        solver = compile_spec(f"zoo:{name}", K=cfg.baseline_iters, device=cfg.device, **task.operators())
+        curves[name.upper()] = [float(v) for v in evaluate_layers(solver, dev_test, batch_size=100)]
+        _say(cfg, f"{name.upper()}: {cfg.baseline_iters} iterations on the test set in "
+                  f"{time.monotonic() - t0:.0f}s")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "nmse_db": curves}), encoding="utf-8")
+    return curves
+
+
 def _say(cfg: DemoConfig, text: str) -> None:
     print(text, flush=True)
     cfg.log.append(text)
@@ -85,15 +120,21 @@ def _say(cfg: DemoConfig, text: str) -> None:
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the demo; returns the numbers it saved to `<out>/nmse.json`."""
     from . import compile as compile_spec
-    from .cli.budget import steps_for_budget
+    from .cli.budget import pick_threads, steps_for_budget
     from .data import SparseCodingTask, resolve_data_dir
-    from .train import TrainConfig, evaluate_layers, train
+    from .train import TrainConfig, train
 
     started = time.monotonic()
     out = Path(cfg.out)
     data_dir, where = resolve_data_dir(cfg.data)
     _say(cfg, where)
-    task = SparseCodingTask.from_data_dir(data_dir, p=0.1, seed=cfg.seed)
+    if cfg.device == "cpu":
+        before = torch.get_num_threads()
+        threads = pick_threads()
+        if threads != before:
+            _say(cfg, f"this CPU is busy: using {threads} torch thread (faster here than {before})")
+    extra = {} if cfg.n_test is None else {"n_test": cfg.n_test}
+    task = SparseCodingTask.from_data_dir(data_dir, p=0.1, seed=cfg.seed, **extra)
     _say(cfg, f"data: {task.describe()}")
     names = {"operator_names": ("A",), "input_names": ("y",), "target_names": ("x_star",)}
     task = task.bind(names)
@@ -111,14 +152,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     _say(cfg, f"trained {result.steps} steps in {result.elapsed:.0f}s")
 
     test = task.test_set()
-    baselines: dict[str, list[float]] = {}
-    for name in ("ista", "fista"):
-        t0 = time.monotonic()
-        solver = compile_spec(f"zoo:{name}", K=cfg.baseline_iters, device=cfg.device, **task.operators())
-        dev_test = {k: v.to(cfg.device) for k, v in test.items()}
-        baselines[name.upper()] = [float(v) for v in evaluate_layers(solver, dev_test, batch_size=100)]
-        _say(cfg, f"{name.upper()}: {cfg.baseline_iters} iterations on the test set in "
-                  f"{time.monotonic() - t0:.0f}s")
+    baselines = _baselines(cfg, task, test, out / "baselines.json")
     n_test = next(iter(test.values())).shape[0]
     table = demo_table(lista, baselines["ISTA"], baselines["FISTA"])
     _say(cfg, table)

@@ -10,7 +10,7 @@ import torch
 
 from ..train import evaluate_layers
 
-__all__ = ["steps_for_budget"]
+__all__ = ["steps_for_budget", "pick_threads"]
 
 
 def steps_for_budget(model: torch.nn.Module, task: Any, budget_s: float, batch_size: int,
@@ -38,3 +38,28 @@ def steps_for_budget(model: torch.nn.Module, task: Any, budget_s: float, batch_s
     per_eval = time.perf_counter() - t0
     usable = budget_s - 2 * per_eval  # the final evaluation and some slack
     return max(1, int(math.floor(usable / (per_step + per_eval / eval_every))))
+
+
+def pick_threads(size: tuple[int, int] = (250, 500), batch: int = 100, reps: int = 10) -> int:
+    """Set torch's intra-op threads to the faster of the current count and 1, and return it.
+
+    NOTE: on a busy machine (more runnable threads than cores) OpenMP's spinning threads can
+    make matrix products many times slower than one thread; timing both settings costs < 1 s.
+    """
+    n = torch.get_num_threads()
+    if n <= 1:
+        return n
+    A, x = torch.randn(*size), torch.randn(batch, size[1])
+
+    def timed(threads: int) -> float:
+        torch.set_num_threads(threads)
+        torch.nn.functional.linear(torch.nn.functional.linear(x, A), A.T)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.nn.functional.linear(torch.nn.functional.linear(x, A), A.T)
+        return time.perf_counter() - t0
+
+    many, one = timed(n), timed(1)
+    best = n if many <= one else 1
+    torch.set_num_threads(best)
+    return best

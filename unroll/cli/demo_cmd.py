@@ -15,13 +15,13 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
     from ..demo import DemoConfig, run_demo
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CLIError(f"--device {args.device}: CUDA is not available here; use --device cpu")
-    for name in ("K", "steps", "baseline_iters"):
+    for name in ("K", "steps", "baseline_iters", "n_test"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1")
     run_demo(DemoConfig(data=args.data, time_budget=args.time_budget, device=args.device,
                         out=args.out, K=args.K, lr=args.lr, batch_size=args.batch_size,
-                        steps=args.steps, baseline_iters=args.baseline_iters,
+                        steps=args.steps, baseline_iters=args.baseline_iters, n_test=args.n_test,
                         progress=not args.quiet))
     return 0
 
@@ -50,4 +50,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--K", type=int, default=16, help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--baseline-iters", type=int, default=1000, help=argparse.SUPPRESS)
+    p.add_argument("--n-test", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run_demo_cmd)

@@ -42,6 +42,8 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default sys.argv[1:]); returns the exit status."""
+    import torch
+
     from ..train import TrainingDiverged
 
     parser = build_parser()
@@ -49,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version and usage errors (argparse printed them)
         return int(e.code or 0) if isinstance(e.code, int) else 2
+    threads = torch.get_num_threads()  # train/demo may lower it on a busy CPU; callers get it back
     try:
         return args.func(args)
     except SpecError as e:
@@ -62,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"error: {msg}", 2)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    finally:
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

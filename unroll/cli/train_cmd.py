@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from .common import CLIError, add_spec_args, duration_arg, load_program
+from .tasks import TASKS
 
 __all__ = ["add_parser", "run_train", "layer_table"]
 
@@ -38,13 +39,17 @@ def run_train(args: argparse.Namespace) -> int:
     from ..api import compile as compile_spec
     from ..data import resolve_data_dir
     from ..train import TrainConfig, train
-    from .budget import steps_for_budget
+    from .budget import pick_threads, steps_for_budget
     from .tasks import task_for
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CLIError(f"--device {args.device}: CUDA is not available here; use --device cpu")
     program = load_program(args.spec, args.K)
     print(resolve_data_dir(args.data)[1])
+    if args.device == "cpu":
+        before = torch.get_num_threads()
+        if pick_threads() != before:
+            print(f"this CPU is busy: using {torch.get_num_threads()} torch thread (faster here than {before})")
     task = task_for(program, args)
     print(f"task: {task.describe()}")
     dtype = torch.float64 if args.float64 else torch.float32
@@ -80,11 +85,11 @@ def run_train(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register train."""
     p = sub.add_parser(
-        "train", help="train a spec on the task that fits it (sparse coding today)",
+        "train", help="train a spec on the task that fits it (sparse coding, CS-MRI, block CS)",
         description="Compile a spec with its task's operators and train it with Adam, evaluating "
-        "NMSE per layer on a fixed test set. Specs with one operator A [n, m], one input and one "
-        "target train on sparse coding (the LISTA benchmark). Prints the per-layer NMSE table and "
-        "where checkpoints and logs are. Exit status 1 if training diverges.")
+        "NMSE per layer on a fixed test set. The task is picked from what the spec declares: "
+        + "; ".join(TASKS) + ". Prints the per-layer NMSE table and where checkpoints and logs "
+        "are. Exit status 1 if training diverges.")
     add_spec_args(p, dims=False)
     p.add_argument("--data", metavar="DIR", help="data directory (default: $UNROLL_DATA, else "
                    "built-in generated data); sparse coding reads DIR/sparse/D.mat and test codes")
