@@ -92,8 +92,9 @@ def _lift(expr: str, rec, nd: int) -> str:
 
 
 def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str], indent: int,
-          on_layer=None) -> None:
-    """Write one assignment per computing node; `on_layer(k)` is called as layer k ends."""
+          on_layer=None, guarded: frozenset = frozenset()) -> None:
+    """Write one assignment per computing node; `on_layer(k)` is called as layer k ends. Nodes in
+    `guarded` (needed only by aux loss terms) are computed only when `aux` is true."""
     current = None
     for n in nodes:
         rec = g[n]
@@ -107,7 +108,8 @@ def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str
                 on_layer(current)
             current = rec.layer
         names[n] = n
-        w(f"{n} = {_expr(g, n, names, ctx)}", indent, n, rec.span)
+        expr = _expr(g, n, names, ctx)
+        w(f"{n} = {expr} if aux else None" if n in guarded else f"{n} = {expr}", indent, n, rec.span)
     if on_layer is not None and current is not None:
         on_layer(current)
 
@@ -190,9 +192,10 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     # ---- _run: the unrolled iteration ----
     g = u.graph
     names: dict[str, str] = {}
-    w(f"def _run(self, {''.join(i + ', ' for i in inputs)}upto=None, return_layers=False):", 1)
+    w(f"def _run(self, {''.join(i + ', ' for i in inputs)}upto=None, return_layers=False, "
+      "aux=True):", 1)
     w('"""Run the first `upto` layers (all by default); returns the states and the per-layer '
-      'outputs."""', 2)
+      'outputs. Aux loss terms are computed only when `aux` (they are None otherwise)."""', 2)
     ctx = {"dtype": "_dtype", "device": "_device"}
     ref = inputs[0] if inputs else None
     w(f"_dtype, _device = {ref}.real.dtype, {ref}.device" if ref else
@@ -230,8 +233,11 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
 
     computing = [n for n in g if n in live and g[n].op not in ("input", "operator", "const",
                                                                "param")]
+    main = _live(g, [st[s] for st in u.state_nodes[1:] for s in states if not p.states[s].aux])
+    guarded = frozenset(n for n in computing if n not in main)
     # Make sure every layer closes even when a layer computes nothing new (e.g. x = x).
-    _body(w, g, computing, names, ctx, 2, on_layer=None if not computing else _closer(u, end_layer))
+    _body(w, g, computing, names, ctx, 2, on_layer=None if not computing else _closer(u, end_layer),
+          guarded=guarded)
     for s in states:
         names.setdefault(u.state_nodes[u.K][s], u.state_nodes[u.K][s])
     w(f"return {state_tuple(u.K)}, _layers", 2)
@@ -240,7 +246,8 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     # ---- forward and loss ----
     w(f"def forward(self, {''.join(i + ', ' for i in inputs)}return_layers=False, upto=None):", 1)
     w(f'"""Returns {first} (and its value after every layer when return_layers)."""', 2)
-    w(f"states, layers = self._run({''.join(i + ', ' for i in inputs)}upto, return_layers)", 2)
+    w(f"states, layers = self._run({''.join(i + ', ' for i in inputs)}upto, return_layers, False)",
+      2)
     idx = states.index(first)
     w(f"return (states[{idx}], layers) if return_layers else states[{idx}]", 2)
     w("", 1)

@@ -49,6 +49,8 @@ def mk(op: str, *args: Value, attrs: tuple = (), span: Span | None = None,
     """A `Value` for `op` with the shape given by the op's rule (or `shape`)."""
     batched = any(a.batched for a in args)
     dtype = "complex" if any(a.dtype == "complex" for a in args) else "real"
+    if op in OPS and OPS[op].out_dtype != "same":
+        dtype = OPS[op].out_dtype
     span = span or next((a.span for a in args if a.span is not None), None)
     if shape is None:
         rule = OPS[op].rule
@@ -236,7 +238,8 @@ def rebuild(n: Value, args: list[Value | None]) -> Value:
         out = T(args[0]) if args[0] is not None else None
     else:
         args = [a if a is not None else num(0.0) for a in args]
-        shape = None if OPS.get(n.op) and OPS[n.op].rule != "custom" else n.shape
+        known = ("elementwise", "matmul", "transpose", "reduce", "matrix_scalar")
+        shape = None if OPS.get(n.op) and OPS[n.op].rule in known else n.shape
         out = _fold(n.op, *args) if OPS.get(n.op) else None
         out = out or mk(n.op, *args, attrs=n.attrs, span=n.span, shape=shape)
     if out is None:

@@ -62,10 +62,139 @@ def normal_equations(q: Value, p: Value) -> tuple[Value | None, Value]:
     return g, b
 
 
-def fourier(g: Value, p: Value, b: Value, opts: dict) -> Value | None:
-    """Element-wise division in the Fourier domain when every operator in H is diagonalised by the
-    FFT (k-space masks, circular convolutions). Hook: returns None until fft2 operators exist."""
+def _v(op: str, *args: Value, shape: tuple, dtype: str, attrs: tuple = ()) -> Value:
+    return Value(op, tuple(args), attrs, tuple(shape), any(a.batched for a in args), dtype,
+                 next((a.span for a in args if a.span is not None), None))
+
+
+def _terms(v: Value, p: Value, coef: Value | None) -> list[tuple[Value | None, Value]]:
+    """q as a sum of (constant scalar coefficient, term) pairs."""
+    if v.op == "add":
+        return _terms(v.args[0], p, coef) + _terms(v.args[1], p, coef)
+    if v.op in ("mul", "div"):
+        a, b = v.args
+        if v.op == "mul" and not al.depends(a, p) and a.shape == () and not a.batched:
+            return _terms(b, p, al.mul(coef, a) if coef is not None else a)
+        if not al.depends(b, p) and b.shape == () and not b.batched:
+            c = b if v.op == "mul" else al.div(al.num(1.0), b)
+            return _terms(a, p, al.mul(coef, c) if coef is not None else c)
+    return [(coef, v)]
+
+
+def _residual(e: Value, p: Value) -> tuple[tuple, Value | None] | None:
+    """e = M(p) - r with M one of p, fft2(p), P * fft2(p), cconv(H, p): ((kind, const), r)."""
+    parts: list[tuple[int, Value]] = []
+
+    def flat(v: Value, sign: int) -> None:
+        if v.op in ("add", "sub"):
+            flat(v.args[0], sign)
+            flat(v.args[1], sign if v.op == "add" else -sign)
+        elif v.op == "neg":
+            flat(v.args[0], -sign)
+        else:
+            parts.append((sign, v))
+    flat(e, 1)
+    live = [(s, v) for s, v in parts if al.depends(v, p)]
+    if len(live) != 1 or live[0][0] != 1:
+        return None
+    m = live[0][1]
+    if m is p:
+        kind = ("id", None)
+    elif m.op == "fft2" and m.args[0] is p:
+        kind = ("fft", None)
+    elif m.op == "mul" and any(a.op == "fft2" and a.args[0] is p for a in m.args):
+        mask = next(a for a in m.args if not (a.op == "fft2" and a.args[0] is p))
+        if al.depends(mask, p) or mask.batched:
+            return None
+        kind = ("mask", mask)
+    elif m.op == "cconv" and m.args[1] is p and not al.depends(m.args[0], p):
+        kind = ("conv", m.args[0])
+    else:
+        return None
+    r = None
+    for s, v in parts:
+        if v is not m:
+            r = al.add(r, v if s < 0 else al.neg(v))
+    return kind, r
+
+
+def _core(t: Value) -> tuple[Value | None, Value] | None:
+    """(weight, e) for ||e||^2, sum(e^2) or sum(w * e^2)."""
+    if t.op == "sqnorm":
+        return None, t.args[0]
+    if t.op != "sum":
+        return None
+    inner = t.args[0]
+    w = None
+    if inner.op == "mul":
+        sq = [a for a in inner.args if a.op == "pow" and al.is_num(a.args[1], 2.0)]
+        if len(sq) != 1:
+            return None
+        w = next(a for a in inner.args if a is not sq[0])
+        inner = sq[0]
+    if inner.op == "pow" and al.is_num(inner.args[1], 2.0):
+        return w, inner.args[0]
     return None
+
+
+def fourier(q: Value, p: Value) -> Value | None:
+    """argmin of a sum of weighted squared residuals of FFT-diagonalised operators of p (identity,
+    fft2, k-space masks, circular convolutions): one element-wise division in the Fourier domain.
+    Returns None when q is not of that form."""
+    if len(p.shape) != 2:
+        return None
+    h, w_ = p.shape
+    lam: Value | None = None
+    rhs: Value | None = None
+    for coef, t in _terms(q, p, None):
+        if not al.depends(t, p):
+            continue  # constants do not move the minimiser
+        core = _core(t)
+        if core is None:
+            return None
+        weight, e = core
+        res = _residual(e, p)
+        if res is None or (weight is not None and (al.depends(weight, p) or weight.batched)):
+            return None
+        (kind, op), r = res
+        eff = al.mul(al.num(2.0), coef if coef is not None else al.num(1.0))
+        if weight is not None:
+            eff = _v("mul", eff, weight, shape=weight.shape, dtype="real")
+        if kind in ("id", "fft"):
+            lam_i = eff
+            rr = (None if r is None else _v("fft2", _v("mul", eff, r, shape=r.shape, dtype=r.dtype),
+                                             shape=r.shape, dtype="complex")) if kind == "id" else \
+                (None if r is None else _v("mul", eff, r, shape=r.shape, dtype=r.dtype))
+        elif kind == "mask":
+            lam_i = _v("mul", eff, _v("mul", op, op, shape=op.shape, dtype="real"), shape=op.shape,
+                       dtype="real")
+            rr = None if r is None else _v("mul", _v("mul", eff, op, shape=op.shape, dtype="real"),
+                                           r, shape=r.shape, dtype="complex")
+        else:  # circular convolution with a filter bank [L, a, b]
+            L = op.shape[0]
+            otf = _v("otf", op, shape=(L, h, w_), dtype="complex")
+            sq = _v("pow", _v("abs", otf, shape=otf.shape, dtype="real"), al.num(2.0),
+                    shape=otf.shape, dtype="real")
+            lam_i = _v("sum_l", _v("mul", eff, sq, shape=otf.shape, dtype="real"), shape=(h, w_),
+                       dtype="real")
+            rr = None
+            if r is not None:
+                fr = _v("fft2", _v("mul", eff, r, shape=r.shape, dtype=r.dtype), shape=r.shape,
+                        dtype="complex")
+                rr = _v("sum_l", _v("mul", _v("conj", otf, shape=otf.shape, dtype="complex"), fr,
+                                    shape=r.shape, dtype="complex"), shape=(h, w_), dtype="complex")
+        lam = lam_i if lam is None else _v("add", lam, lam_i, shape=_bs(lam, lam_i), dtype="real")
+        if rr is not None:
+            rhs = rr if rhs is None else _v("add", rhs, rr, shape=(h, w_), dtype="complex")
+    if lam is None or rhs is None:
+        return None
+    x = _v("ifft2", _v("div", rhs, lam, shape=(h, w_), dtype="complex"), shape=(h, w_),
+           dtype="complex")
+    return x if p.dtype == "complex" else _v("real", x, shape=(h, w_), dtype="real")
+
+
+def _bs(a: Value, b: Value) -> tuple:
+    return a.shape if len(a.shape) >= len(b.shape) else b.shape
 
 
 def _scalar_coefficients(g: Value, p: Value) -> bool:
@@ -118,7 +247,7 @@ def cg(g: Value, p: Value, b: Value, opts: dict) -> Value:
     return x
 
 
-LOWERINGS = [fourier, dense, cg]
+LOWERINGS = [dense, cg]  # tried after `fourier`, which works on the cost itself
 
 
 def _options(checker, call: ast.Call) -> dict:
@@ -150,6 +279,14 @@ def argmin(checker, call: ast.Call, ctx, env) -> Value:
     if q.shape != ():
         raise checker.err(DerivationError, "argmin needs a scalar expression", expr)
     opts = _options(checker, call)
+    if opts.get("method") in (None, "fourier"):
+        out = fourier(q, p)
+        if out is not None:
+            return out
+        if opts.get("method") == "fourier":
+            raise checker.err(DerivationError, "argmin: the fourier path does not apply here", call,
+                              "it needs a sum of weighted ||M x - r||^2 with M one of x, fft2(x), "
+                              "P * fft2(x), cconv(H, x)")
     try:
         g, b = normal_equations(q, p)
     except ValueError as e:
