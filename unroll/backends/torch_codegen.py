@@ -91,12 +91,40 @@ def _lift(expr: str, rec, nd: int) -> str:
     return f"{expr}.reshape({dims})"
 
 
+def _deaths(g: Graph, nodes: list[str], keep: set[str], layer_states: dict[str, int]
+            ) -> dict[int, list[str]]:
+    """For each position in `nodes`, the values whose last use it is (to `del` them there).
+
+    A state value of layer k also lives to the end of layer k (the `upto` return and the per-layer
+    output use it); values in `keep` are never deleted.
+    """
+    pos = {n: i for i, n in enumerate(nodes)}
+    end: dict[int, int] = {}
+    for i, n in enumerate(nodes):
+        if g[n].layer is not None:
+            end[g[n].layer] = i
+    last: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        for a in g[n].args:
+            if a in pos:
+                last[a] = max(last.get(a, -1), i)
+    out: dict[int, list[str]] = {}
+    for n, i in last.items():
+        if n in keep or g[n].op == "number":
+            continue
+        if n in layer_states:
+            i = max(i, end.get(layer_states[n], i))
+        out.setdefault(i, []).append(n)
+    return out
+
+
 def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str], indent: int,
-          on_layer=None, guarded: frozenset = frozenset()) -> None:
+          on_layer=None, guarded: frozenset = frozenset(), deaths: dict | None = None) -> None:
     """Write one assignment per computing node; `on_layer(k)` is called as layer k ends. Nodes in
-    `guarded` (needed only by aux loss terms) are computed only when `aux` is true."""
+    `guarded` (needed only by aux loss terms) are computed only when `aux` is true; `deaths`
+    (position -> names) frees intermediates after their last use, as a hand-written loop would."""
     current = None
-    for n in nodes:
+    for i, n in enumerate(nodes):
         rec = g[n]
         if rec.op == "number":
             names[n] = literal(rec.attrs[0])
@@ -110,6 +138,9 @@ def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str
         names[n] = n
         expr = _expr(g, n, names, ctx)
         w(f"{n} = {expr} if aux else None" if n in guarded else f"{n} = {expr}", indent, n, rec.span)
+        dead = [d for d in (deaths or {}).get(i, []) if names.get(d) == d]
+        if dead:
+            w(f"del {', '.join(dead)}", indent)
     if on_layer is not None and current is not None:
         on_layer(current)
 
@@ -236,8 +267,11 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     main = _live(g, [st[s] for st in u.state_nodes[1:] for s in states if not p.states[s].aux])
     guarded = frozenset(n for n in computing if n not in main)
     # Make sure every layer closes even when a layer computes nothing new (e.g. x = x).
+    layer_states = {n: k - 1 for k in range(1, u.K + 1) for n in u.state_nodes[k].values()}
+    keep = set(u.state_nodes[u.K].values())
+    deaths = _deaths(g, computing, keep, layer_states)
     _body(w, g, computing, names, ctx, 2, on_layer=None if not computing else _closer(u, end_layer),
-          guarded=guarded)
+          guarded=guarded, deaths=deaths)
     for s in states:
         names.setdefault(u.state_nodes[u.K][s], u.state_nodes[u.K][s])
     w(f"return {state_tuple(u.K)}, _layers", 2)
