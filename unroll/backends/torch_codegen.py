@@ -99,10 +99,21 @@ def _deaths(g: Graph, nodes: list[str], keep: set[str], layer_states: dict[str, 
     output use it); values in `keep` are never deleted.
     """
     pos = {n: i for i, n in enumerate(nodes)}
-    end: dict[int, int] = {}
+    first: dict[int, int] = {}
     for i, n in enumerate(nodes):
         if g[n].layer is not None:
-            end[g[n].layer] = i
+            first.setdefault(g[n].layer, i)
+    later: dict[int, int] = {}  # k -> position of the first node of any layer after k
+    nxt = len(nodes) - 1
+    for k in sorted(first, reverse=True):
+        later[k] = nxt
+        nxt = min(nxt, first[k])
+
+    def after(k: int) -> int:
+        """Position of the first node of a layer after k (the layer-k end code comes before it)."""
+        if k in later:
+            return later[k]
+        return min((first[j] for j in first if j > k), default=len(nodes) - 1)
     last: dict[str, int] = {}
     for i, n in enumerate(nodes):
         for a in g[n].args:
@@ -112,8 +123,8 @@ def _deaths(g: Graph, nodes: list[str], keep: set[str], layer_states: dict[str, 
     for n, i in last.items():
         if n in keep or g[n].op == "number":
             continue
-        if n in layer_states:
-            i = max(i, end.get(layer_states[n], i))
+        if n in layer_states:  # freed after the first node of the next layer, past the layer's end
+            i = max(i, after(layer_states[n]))
         out.setdefault(i, []).append(n)
     return out
 
@@ -132,8 +143,8 @@ def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str
         if n in names:
             continue
         if on_layer is not None and rec.layer is not None and rec.layer != current:
-            if current is not None:
-                on_layer(current)
+            if rec.layer > 0:
+                on_layer(rec.layer - 1)  # closes every earlier layer, also those with no node
             current = rec.layer
         names[n] = n
         expr = _expr(g, n, names, ctx)
