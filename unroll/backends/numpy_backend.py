@@ -194,6 +194,8 @@ def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None) -> dict
             env[n] = v.reshape((v.shape[0],) + tuple(rec.shape) if rec.batched else rec.shape)
         elif rec.op == "batch_mean":
             env[n] = np.mean(env[rec.args[0]])
+        elif rec.op in ("state", "target", "input", "operator", "const", "param"):
+            continue  # a leaf this evaluation does not use
         else:
             args = [env[a] for a in rec.args]
             if rec.batched and rec.op in OPS and OPS[rec.op].rule == "elementwise":
@@ -243,6 +245,19 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
     out = {"output": env[u.state_nodes[u.K][first]],
            "layers": [env[u.state_nodes[k][first]] for k in range(1, u.K + 1)],
            "states": {s: env[u.state_nodes[u.K][s]] for s in u.program.states}}
+    if u.objective_graph is not None:
+        og, first = u.objective_graph, u.program.outputs[0]
+        values = []
+        for k in range(1, u.K + 1):
+            oenv = {}
+            for n in og:
+                rec = og[n]
+                if rec.op == "state":
+                    oenv[n] = env[u.state_nodes[k][first]]
+                elif rec.op in ("input", "operator", "const", "param") and n in env:
+                    oenv[n] = env[n]
+            values.append(_run(og, oenv)[u.objective_node])
+        out["objective"] = np.array(values)
     if u.loss_graph is not None and targets is not None:
         lg, lenv = u.loss_graph, {}
         for n in lg:

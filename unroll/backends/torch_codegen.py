@@ -301,32 +301,32 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     if u.loss_graph is None:
         w('raise NotImplementedError("the spec declares no loss")', 2)
     else:
-        lg = u.loss_graph
         args = "".join(f"batch[{n!r}], " for n in p.inputs)
         w(f"_states, _ = self._run({args}upto, False)", 2)
         w(f"_dtype, _device = _states[0].real.dtype, _states[0].device", 2)
-        lnames: dict[str, str] = {}
-        llive = _live(lg, [u.loss_node])
-        for n in lg:
-            rec = lg[n]
-            if n not in llive:
-                continue
+
+        def loss_leaf(rec) -> str:
             if rec.op == "state":
-                lnames[n] = n
-                w(f"{n} = _states[{states.index(rec.attrs[0])}]", 2)
-            elif rec.op in ("target", "input"):
-                lnames[n] = n
-                w(f"{n} = batch[{rec.attrs[0]!r}]", 2)
-            elif rec.op in ("operator", "const"):
-                lnames[n] = n
-                w(f"{n} = self.{attr_name(rec.attrs[0])}", 2)
-            elif rec.op == "param":
-                info = u.params.get(n)
-                lnames[n] = n
-                w(f"{n} = {constraint[info.constraint if info else None].format('self.' + attr_name(rec.attrs[0]))}", 2)
-        _body(w, lg, [n for n in lg if n in llive and n not in lnames], lnames, ctx, 2)
-        w(f"return {lnames[u.loss_node]}", 2)
+                return f"_states[{states.index(rec.attrs[0])}]"
+            return f"batch[{rec.attrs[0]!r}]"
+        result = _side(w, u, u.loss_graph, u.loss_node, loss_leaf, constraint, ctx)
+        w(f"return {result}", 2)
     w("", 1)
+    if u.objective_graph is not None:
+        sig = "".join(i + ", " for i in inputs)
+        w(f"def objective(self, {sig}upto=None):", 1)
+        w(f'"""The cost terms of {first} ({" + ".join(c for c, t in p.costs.items() if t.params == (first,))})'
+          ' after every layer: [layers, batch]."""', 2)
+        w(f"_, _layers = self._run({sig}upto, True, False)", 2)
+        w(f"return torch.stack([self._cost(_x, {sig.rstrip(', ')}) for _x in _layers])", 2)
+        w("", 1)
+        w(f"def _cost(self, _x, {sig.rstrip(', ')}):", 1)
+        w(f"_dtype, _device = _x.real.dtype, _x.device", 2)
+
+        def cost_leaf(rec) -> str:
+            return "_x" if rec.op == "state" else Namespace().safe(rec.attrs[0])
+        w(f"return {_side(w, u, u.objective_graph, u.objective_node, cost_leaf, constraint, ctx)}", 2)
+        w("", 1)
     w("def layer_parameters(self, k):", 1)
     w('"""Parameters owned by the k-th layer alone (k from 1, as `upto`); [] if all are shared."""', 2)
     w("return list(self.layers[k - 1].parameters())" if has_layers else "return []", 2)
@@ -353,6 +353,32 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
               ".named_parameters())", 3)
     w("return _values", 2)
     return Generated("\n".join(w.lines) + "\n", cls, w.line_map)
+
+
+def _side(w: _Writer, u: Unfolded, g: Graph, result: str, leaf, constraint: dict,
+          ctx: dict) -> str:
+    """Write a side graph (loss, objective): its leaves (states, targets and inputs through
+    `leaf(record)`; operators, consts and learnables from the module) and its nodes."""
+    names: dict[str, str] = {}
+    live = _live(g, [result])
+    for n in g:
+        rec = g[n]
+        if n not in live:
+            continue
+        if rec.op in ("state", "target", "input"):
+            names[n] = n
+            if leaf(rec) != n:
+                w(f"{n} = {leaf(rec)}", 2)
+        elif rec.op in ("operator", "const"):
+            names[n] = n
+            w(f"{n} = self.{attr_name(rec.attrs[0])}", 2)
+        elif rec.op == "param":
+            info = u.params.get(n)
+            names[n] = n
+            where = "self." + attr_name(rec.attrs[0])
+            w(f"{n} = {constraint[info.constraint if info else None].format(where)}", 2)
+    _body(w, g, [n for n in g if n in live and n not in names], names, ctx, 2)
+    return names[result]
 
 
 def _live(g: Graph, roots: list[str]) -> set[str]:

@@ -44,6 +44,8 @@ class Unfolded:
     state_nodes: list[dict[str, str]] = field(default_factory=list)  # [k] -> state -> node
     loss_node: str | None = None
     loss_states: dict[str, str] = field(default_factory=dict)     # state -> loss-graph leaf
+    objective_graph: Graph | None = None  # the cost terms of the first output, per layer
+    objective_node: str | None = None
 
     @property
     def nx(self):
@@ -256,13 +258,30 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
     graph.lint()
     build.lint()
     if program.loss is not None:
-        out.loss_graph = _loss_graph(program, dims, leaves, out)
+        out.loss_graph, out.loss_node, out.loss_states = _side_graph(program, dims, leaves, out,
+                                                                     program.loss)
+    objective = _objective(program)
+    if objective is not None:
+        out.objective_graph, out.objective_node, _ = _side_graph(program, dims, leaves, out,
+                                                                 objective)
     return out
 
 
-def _loss_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, str],
-                out: Unfolded) -> Graph:
-    """The loss as its own small graph over the final states, targets, inputs and shared values."""
+def _objective(program: Program) -> Value | None:
+    """The sum of the cost terms that are functions of the first output alone (None if none)."""
+    first = program.outputs[0]
+    total = None
+    for c in program.costs.values():
+        if tuple(c.params) == (first,):
+            total = c.expr if total is None else Value(
+                "add", (total, c.expr), (), (), total.batched or c.expr.batched, "real", c.span)
+    return total
+
+
+def _side_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, str],
+                out: Unfolded, value: Value) -> tuple[Graph, str, dict[str, str]]:
+    """A small graph computing `value` over states, targets, inputs and shared values (the loss
+    over the final states; the objective over one layer's output)."""
     g = Graph(Namespace())
     li = _Instantiator(g, dims, program)
     leaves: dict[tuple, str] = {}
@@ -274,11 +293,12 @@ def _loss_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, 
     for name, t in program.targets.items():
         leaves[("target", name)] = g.add("target", (), (name,), li.concrete(t.shape, t.span),
                                          t.dtype, True, None, t.span, name, name)
+    states = {}
     for name, st in program.states.items():
         node = g.add("state", (), (name,), li.concrete(st.shape, st.span), st.dtype, st.batched,
                      None, st.span, name, name)
         leaves[("state", name)] = node
-        out.loss_states[name] = node
-    out.loss_node = li(program.loss, leaves, None, {})
+        states[name] = node
+    result = li(value, leaves, None, {})
     g.lint()
-    return g
+    return g, result, states
