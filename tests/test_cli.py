@@ -154,10 +154,6 @@ def test_compile_writes_a_module_that_runs_with_only_torch(tmp_path, capsys):
     res = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert int(res.stdout) == 10 * 6 + 100 + 10
-    # Same numbers as the in-process compile of the same spec.
-    A = np.random.default_rng(1).standard_normal((6, 10))
-    ref = unroll.compile("zoo:lista", K=3, A=A)
-    assert ref.K == 3
 
 
 def test_train_tiny_run(tmp_path, capsys):
@@ -167,7 +163,9 @@ def test_train_tiny_run(tmp_path, capsys):
                          "--data", str(tmp_path))  # an empty dir: A is generated
     assert code == 0, err
     assert "A generated" in out and "layer" in out
-    assert (out_dir / "log.csv").exists() and (out_dir / "last.pt").exists() or any(out_dir.glob("*.pt"))
+    from unroll.train import LAST
+    assert (out_dir / "log.csv").exists() and (out_dir / LAST).exists()
+    assert str(out_dir / LAST) in out
 
 
 def test_train_refuses_a_spec_without_a_task(tmp_path, capsys):

@@ -30,7 +30,7 @@ class DemoConfig:
     out: str = "runs/demo"
     K: int = 16
     lr: float = 5e-4
-    batch_size: int = 128
+    batch_size: int = 512
     steps: int | None = None       # default: as many as fit the time budget
     baseline_iters: int = 1000
     n_test: int | None = None      # generated test codes (default 1000; a file's codes are all used)
