@@ -80,9 +80,9 @@ CASES = [
      NameError_, 11, 10, "unknown name 'r'", None),
     # ---- shapes ----
     ("matmul_inner_dims", spec("x = soft(A y + x, lam)"),
-     ShapeError, 8, 14, "cannot multiply [n, m] by [n]", "`A` is [n, m] (operator A, line 2)"),
+     ShapeError, 8, 14, "cannot multiply [n, m] by [n]", "`A` is [n, m] (from operator A : [n, m], line 2)"),
     ("add_mismatch", spec("x = x + y"),
-     ShapeError, 8, 9, "cannot add [m] and [n]", "`y` is [n] (input y, line 3)"),
+     ShapeError, 8, 9, "cannot add [m] and [n]", "`y` is [n] (from input y : [n], line 3)"),
     ("wrong_init_shape", spec("x = W y + x", decls="learn W : [m, n] = A\n"),
      ShapeError, 6, 20, "learn W is declared [m, n] but its value has shape [n, m]", "`A` is [n, m]"),
     ("state_update_shape", spec("x = y"),

@@ -88,11 +88,22 @@ class Checker:
     def describe(self, v: Value, node: ast.Node) -> str:
         text = _text(self.src, node.span)
         out = f"`{text}` is {fmt_shape(v.shape)}"
-        if v.op in ("operator", "input", "target", "param", "state", "const") and v.attrs:
-            sym = self.symbols.get(v.attrs[0])
+        leaves, stack, seen = [], [v], set()
+        while stack and len(leaves) < 2:  # the declarations the shape comes from
+            n = stack.pop(0)
+            if n.op in ("operator", "input", "target", "param", "state", "const") and n.attrs:
+                if n.attrs[0] not in seen:
+                    seen.add(n.attrs[0])
+                    leaves.append(n)
+            else:
+                stack.extend(n.args)
+        where = []
+        for n in leaves:
+            sym = self.symbols.get(n.attrs[0])
             if sym is not None:
-                out += f" ({sym.kind} {v.attrs[0]}, line {sym.span.line})"
-        return out
+                kind = "learn" if sym.kind == "learn" else sym.kind
+                where.append(f"{kind} {n.attrs[0]} : {fmt_shape(n.shape)}, line {sym.span.line}")
+        return out + (f" (from {'; '.join(where)})" if where else "")
 
     # ---- declarations ----
     def declare(self, name: str, kind: str, value: Value | None, node: ast.Node) -> None:
