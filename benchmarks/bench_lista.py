@@ -10,7 +10,6 @@ Compile time is parse -> module for K = 16, 100, 1000 (goals 0.5 s, 2 s, 10 s).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -24,8 +23,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `unroll`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import unroll  # noqa: E402
-from benchmarks.common import interleaved, machine, table, write_json  # noqa: E402
-from unroll.data import load_standard_problem, resolve_data_dir  # noqa: E402
+from benchmarks.common import (check_close, compare, data_dir, machine, no_grad,  # noqa: E402
+                               ratio_table, set_threads, table, train_step,
+                               write_json)
+from unroll.data import load_standard_problem  # noqa: E402
 
 RATIO_GOAL = 1.05
 COMPILE_GOALS = {16: 0.5, 100: 2.0, 1000: 10.0}
@@ -54,14 +55,6 @@ class HandLISTA(torch.nn.Module):
         return x
 
 
-def _data_dir(arg: str | None) -> Path | None:
-    path, _ = resolve_data_dir(arg)
-    if path is None and not os.environ.get("UNROLL_DATA"):
-        shared = _REPO.parent / "shared" / "data"
-        path = shared if shared.is_dir() else None
-    return path
-
-
 def bench_runtime(A: np.ndarray, K: int, batch: int, device: str, repeats: int) -> dict:
     """Median forward and forward+backward times of the compiled and the hand-written LISTA."""
     gen = torch.Generator().manual_seed(0)
@@ -73,31 +66,15 @@ def bench_runtime(A: np.ndarray, K: int, batch: int, device: str, repeats: int) 
     y = x_star @ torch.as_tensor(A, dtype=torch.float32, device=device).T
     batch_d = {"y": y, "x_star": x_star}
     with torch.no_grad():
-        diff = (compiled(y=y) - hand(y)).abs().max().item()
-    scale = hand(y).abs().max().item()
-    assert diff <= 1e-4 * max(scale, 1.0), f"compiled and hand-written LISTA differ by {diff}"
-
-    def fwd(model, call):
-        def run():
-            with torch.no_grad():
-                call()
-        return run
-
-    def fwd_bwd(model, loss):
-        def run():
-            model.zero_grad(set_to_none=True)
-            loss().backward()
-        return run
-
-    fwd_t = interleaved({"compiled": fwd(compiled, lambda: compiled(y=y)),
-                         "hand": fwd(hand, lambda: hand(y))}, repeats, device=device)
-    bwd_t = interleaved({"compiled": fwd_bwd(compiled, lambda: compiled.loss(batch_d)),
-                         "hand": fwd_bwd(hand, lambda: torch.mean((hand(y) - x_star) ** 2))},
-                        repeats, device=device)
-    out = {}
-    for what, t in (("forward", fwd_t), ("forward+backward", bwd_t)):
-        out[what] = {"compiled": t["compiled"], "hand": t["hand"],
-                     "ratio": t["compiled"]["median_s"] / t["hand"]["median_s"]}
+        diff = check_close(compiled(y=y), hand(y), "compiled and hand-written LISTA")
+    out = compare({
+        "forward": {"compiled": no_grad(lambda: compiled(y=y)), "hand": no_grad(lambda: hand(y))},
+        "forward+backward": {
+            "compiled": train_step(compiled, lambda: compiled.loss(batch_d)),
+            "hand": train_step(hand, lambda: torch.mean((hand(y) - x_star) ** 2))},
+    }, repeats, device)
+    for r in out.values():
+        r["ratio"] = r.pop("ratio_compiled")
     out["max_abs_diff"] = diff
     return out
 
@@ -129,25 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile-K", default="16,100,1000", help="comma-separated K for compile time")
     p.add_argument("--compile-repeats", type=int, default=3)
     p.add_argument("--data", default=None, help="data folder (default: $UNROLL_DATA, ../shared/data)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's, or 1 when that is faster on a busy CPU)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (a short CPU run)")
     p.add_argument("--json", default=str(_REPO / "runs" / "bench_lista.json"))
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.repeats, args.compile_repeats = min(args.repeats, 20), 1
+    set_threads(args.threads, args.device)
 
-    data = _data_dir(args.data)
+    data = data_dir(args.data)
     A, _, where = load_standard_problem(data)
     print(f"A: {where}")
     print(f"machine: {machine(args.device)}")
     rt = bench_runtime(A, args.K, args.batch, args.device, args.repeats)
-    rows = []
-    for what in ("forward", "forward+backward"):
-        r = rt[what]
-        rows.append([what, f"{r['compiled']['median_s'] * 1e3:.3f}", f"{r['hand']['median_s'] * 1e3:.3f}",
-                     f"{r['ratio']:.3f}", "ok" if r["ratio"] <= RATIO_GOAL else "MISSED"])
     print(f"\nLISTA K={args.K}, A {A.shape[0]}x{A.shape[1]}, batch {args.batch}, float32, "
           f"{args.device}, {args.repeats} interleaved runs each (median)")
-    print(table(rows, ["pass", "compiled ms", "hand ms", "ratio", f"goal <= {RATIO_GOAL}"]))
+    print(ratio_table({k: rt[k] for k in ("forward", "forward+backward")}, RATIO_GOAL,
+                      per_call=args.batch))
 
     Ks = [int(k) for k in args.compile_K.split(",") if k]
     ct = bench_compile(A, Ks, args.compile_repeats)
