@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m benchmarks.bench_lista` (compiled LISTA against a hand-written one)."""
+"""Benchmarks: `python -m benchmarks [--quick] [--device cuda]` runs them all (see docs/performance.md)."""
