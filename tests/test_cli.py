@@ -1,6 +1,7 @@
 """The command line, called in-process through `main([...])` and once as a real subprocess."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -192,6 +193,10 @@ def test_demo_smoke(tmp_path, capsys):
     assert "A generated" in out and "LISTA" in out and "FISTA" in out
     assert (tmp_path / "demo" / "nmse.png").stat().st_size > 0
     assert (tmp_path / "demo" / "nmse.json").exists()
+    assert (tmp_path / "demo" / "objective.png").stat().st_size > 0
+    numbers = json.loads((tmp_path / "demo" / "nmse.json").read_text())
+    assert len(numbers["objective"]["ISTA"]) == 20 and len(numbers["objective"]["LISTA"]) == 2
+    assert numbers["objective"]["ISTA"][-1] <= numbers["objective"]["ISTA"][0]
     # A second run on the same data reuses the baseline curves.
     code, out, err = run(capsys, "demo", "--K", "2", "--steps", "1", "--baseline-iters", "20",
                          "--n-test", "50", "--batch-size", "8", "--out", str(tmp_path / "demo"), "--quiet",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["DemoConfig", "run_demo", "demo_table", "plot_curves"]
+__all__ = ["DemoConfig", "run_demo", "demo_table", "plot_curves", "objective_curve"]
 
 CHECKPOINTS = (16, 100, 1000)  # ISTA/FISTA iteration counts reported beside LISTA
 
@@ -55,8 +55,21 @@ def demo_table(lista: list[float], ista: list[float], fista: list[float]) -> str
     return "\n".join(lines)
 
 
-def plot_curves(curves: dict[str, list[float]], path: Path, title: str) -> Path:
-    """NMSE (dB) against layer / iteration (log x axis), one line per method."""
+@torch.no_grad()
+def objective_curve(model, test: dict, batch_size: int = 100) -> list[float]:
+    """Mean over the test set of the spec's cost terms (f + g) after every layer."""
+    total = None
+    n = next(iter(test.values())).shape[0]
+    for i in range(0, n, batch_size):
+        inputs = {k: test[k][i:i + batch_size] for k in model.input_names}
+        chunk = model.objective(**inputs).double().sum(dim=1)
+        total = chunk if total is None else total + chunk
+    return [float(v) / n for v in total]
+
+
+def plot_curves(curves: dict[str, list[float]], path: Path, title: str,
+                ylabel: str = "NMSE (dB)", logy: bool = False) -> Path:
+    """A metric against layer / iteration (log x axis), one line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,7 +81,9 @@ def plot_curves(curves: dict[str, list[float]], path: Path, title: str) -> Path:
         ax.plot(range(1, len(values) + 1), values, label=name, **styles.get(name, dict(lw=1.3)))
     ax.set_xscale("log")
     ax.set_xlabel("layer (LISTA) / iteration (ISTA, FISTA)")
-    ax.set_ylabel("NMSE (dB)")
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
@@ -88,28 +103,32 @@ def _fingerprint(task, test: dict, iters: int) -> str:
     return h.hexdigest()
 
 
-def _baselines(cfg: "DemoConfig", task, test: dict, cache: Path) -> dict[str, list[float]]:
-    """ISTA and FISTA NMSE per iteration on the test set (reused from `cache` if it matches)."""
+def _baselines(cfg: "DemoConfig", task, test: dict, cache: Path
+               ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """ISTA and FISTA NMSE and objective per iteration on the test set (reused from `cache`)."""
     from . import compile as compile_spec
     from .train import evaluate_layers
 
     key = _fingerprint(task, test, cfg.baseline_iters)
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
+        if saved.get("key") == key and "objective" in saved:
             _say(cfg, f"ISTA, FISTA: reusing {cfg.baseline_iters}-iteration curves from {cache}")
-            return saved["nmse_db"]
+            return saved["nmse_db"], saved["objective"]
     curves: dict[str, list[float]] = {}
+    objective: dict[str, list[float]] = {}
     dev_test = {k: v.to(cfg.device) for k, v in test.items()}
     for name in ("ista", "fista"):
         t0 = time.monotonic()
         solver = compile_spec(f"zoo:{name}", K=cfg.baseline_iters, device=cfg.device, **task.operators())
         curves[name.upper()] = [float(v) for v in evaluate_layers(solver, dev_test, batch_size=100)]
+        objective[name.upper()] = objective_curve(solver, dev_test)
         _say(cfg, f"{name.upper()}: {cfg.baseline_iters} iterations on the test set in "
                   f"{time.monotonic() - t0:.0f}s")
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"key": key, "nmse_db": curves}), encoding="utf-8")
-    return curves
+    cache.write_text(json.dumps({"key": key, "nmse_db": curves, "objective": objective}),
+                     encoding="utf-8")
+    return curves, objective
 
 
 def _say(cfg: DemoConfig, text: str) -> None:
@@ -152,20 +171,26 @@ def run_demo(cfg: DemoConfig) -> dict:
     _say(cfg, f"trained {result.steps} steps in {result.elapsed:.0f}s")
 
     test = task.test_set()
-    baselines = _baselines(cfg, task, test, out / "baselines.json")
+    baselines, objectives = _baselines(cfg, task, test, out / "baselines.json")
+    objectives = {"LISTA": objective_curve(model, {k: v.to(cfg.device) for k, v in test.items()}),
+                  **objectives}
     n_test = next(iter(test.values())).shape[0]
     table = demo_table(lista, baselines["ISTA"], baselines["FISTA"])
     _say(cfg, table)
     plot = plot_curves({"LISTA": lista, **baselines}, out / "nmse.png",
                        f"sparse coding {task.n}x{task.m}, p={task.p:g}, {n_test} test codes")
+    objective_plot = plot_curves(objectives, out / "objective.png",
+                                 "objective 1/2 ||A x - y||^2 + lam ||x||_1 (test-set mean)",
+                                 ylabel="objective", logy=True)
     numbers = {
         "data": task.describe(), "n_test": n_test, "K": cfg.K, "train_steps": result.steps,
         "train_seconds": round(result.elapsed, 1), "lr": cfg.lr, "batch_size": cfg.batch_size,
-        "device": cfg.device, "nmse_db": {"LISTA": lista, **baselines},
+        "device": cfg.device, "nmse_db": {"LISTA": lista, **baselines}, "objective": objectives,
         "total_seconds": round(time.monotonic() - started, 1),
     }
     (out / "nmse.json").write_text(json.dumps(numbers, indent=1), encoding="utf-8")
-    _say(cfg, f"plot: {plot}; numbers: {out / 'nmse.json'}; LISTA checkpoints and logs: {out / 'lista'}")
+    _say(cfg, f"plots: {plot}, {objective_plot}; numbers: {out / 'nmse.json'}; "
+              f"LISTA checkpoints and logs: {out / 'lista'}")
     _say(cfg, f"demo took {numbers['total_seconds']:.0f}s")
     return numbers
 
