@@ -1,0 +1,18 @@
+"""A line budget for the package (as tinygrad keeps one): growth past it is a decision, made by
+raising the number here in a commit that says why."""
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "unroll"
+BUDGET_TOTAL = 10_500
+BUDGET_MODULE = 700
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for _ in path.open(encoding="utf-8"))
+
+
+def test_package_stays_within_its_line_budget():
+    sizes = {p.relative_to(PACKAGE).as_posix(): _lines(p) for p in PACKAGE.rglob("*.py")}
+    assert sum(sizes.values()) <= BUDGET_TOTAL, f"unroll/ has {sum(sizes.values())} lines"
+    big = {k: v for k, v in sizes.items() if v > BUDGET_MODULE}
+    assert not big, f"modules over {BUDGET_MODULE} lines (split them by job): {big}"
