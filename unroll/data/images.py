@@ -98,9 +98,16 @@ def _ellipses(size: int, table) -> np.ndarray:
     return img
 
 
-def shepp_logan(size: int = 128) -> np.ndarray:
-    """The modified Shepp–Logan phantom, [size, size] in [0, 1]."""
-    return np.clip(_ellipses(size, _SHEPP_LOGAN), 0.0, 1.0)
+def shepp_logan(size: int = 128, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The modified Shepp–Logan phantom, [size, size] in [0, 1]; with ``rng``, a randomly perturbed
+    copy (inner ellipses moved, resized, turned and re-weighted), for training sets."""
+    table = list(_SHEPP_LOGAN)
+    if rng is not None:
+        for i, (v, a, b, x0, y0, deg) in enumerate(table[2:], start=2):
+            table[i] = (v * rng.uniform(0.6, 1.4), a * rng.uniform(0.8, 1.2), b * rng.uniform(0.8, 1.2),
+                        x0 + rng.uniform(-0.04, 0.04), y0 + rng.uniform(-0.04, 0.04),
+                        deg + rng.uniform(-15.0, 15.0))
+    return np.clip(_ellipses(size, table), 0.0, 1.0)
 
 
 def _natural(size: int, rng: np.random.Generator) -> np.ndarray:

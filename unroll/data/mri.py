@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .binding import bind_single_roles
+from .images import shepp_logan
 
 __all__ = [
     "MRI_SIZE",
@@ -43,20 +44,6 @@ PAPER_MASKS = (10, 20, 30, 40, 50)
 _DEFAULT_NAMES = {"operator": "P", "measurement": "y", "target": "x_star"}
 _ROLE_KINDS = {"operator": "operator_names", "measurement": "input_names", "target": "target_names"}
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
-# NOTE: the modified Shepp–Logan phantom (Toft 1996; MATLAB's phantom('Modified Shepp-Logan')):
-# rows are (intensity, semi-axis a, semi-axis b, centre x0, centre y0, angle in degrees) on [-1, 1]².
-_SHEPP_LOGAN = (
-    (1.0, 0.69, 0.92, 0.0, 0.0, 0.0),
-    (-0.8, 0.6624, 0.874, 0.0, -0.0184, 0.0),
-    (-0.2, 0.11, 0.31, 0.22, 0.0, -18.0),
-    (-0.2, 0.16, 0.41, -0.22, 0.0, 18.0),
-    (0.1, 0.21, 0.25, 0.0, 0.35, 0.0),
-    (0.1, 0.046, 0.046, 0.0, 0.1, 0.0),
-    (0.1, 0.046, 0.046, 0.0, -0.1, 0.0),
-    (0.1, 0.046, 0.023, -0.08, -0.605, 0.0),
-    (0.1, 0.023, 0.023, 0.0, -0.606, 0.0),
-    (0.1, 0.023, 0.046, 0.06, -0.605, 0.0),
-)
 _GOLDEN_ANGLE = math.pi * (math.sqrt(5.0) - 1.0) / 2.0  # radial lines spread evenly for any count
 
 
@@ -136,20 +123,8 @@ def load_mask(
 
 
 def shepp_logan_phantom(size: int = MRI_SIZE, rng: np.random.Generator | None = None) -> np.ndarray:
-    """The modified Shepp–Logan phantom [size, size] in [0, 1]; with ``rng``, a randomly perturbed
-    copy (inner ellipses moved, resized, turned and re-weighted) for training sets."""
-    y, x = np.mgrid[1.0 : -1.0 : size * 1j, -1.0 : 1.0 : size * 1j]
-    img = np.zeros((size, size))
-    for i, (v, a, b, x0, y0, phi) in enumerate(_SHEPP_LOGAN):
-        if rng is not None and i >= 2:
-            v *= rng.uniform(0.6, 1.4)
-            a, b = a * rng.uniform(0.8, 1.2), b * rng.uniform(0.8, 1.2)
-            x0, y0 = x0 + rng.uniform(-0.04, 0.04), y0 + rng.uniform(-0.04, 0.04)
-            phi += rng.uniform(-15.0, 15.0)
-        c, s = math.cos(math.radians(phi)), math.sin(math.radians(phi))
-        u, w = (x - x0) * c + (y - y0) * s, -(x - x0) * s + (y - y0) * c
-        img[(u / a) ** 2 + (w / b) ** 2 <= 1.0] += v
-    return np.clip(img, 0.0, 1.0)
+    """The modified Shepp–Logan phantom [size, size] in [0, 1] (randomly perturbed with ``rng``)."""
+    return shepp_logan(size, rng)
 
 
 def downsample(image: np.ndarray, size: int | None) -> np.ndarray:
