@@ -33,7 +33,16 @@ def _saved_steps(out: Path) -> int | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train a spec on the task that fits it (see cli/tasks.py)."""
+    """Train a spec on the task that fits it (see cli/tasks.py); under torchrun only rank 0 prints."""
+    import contextlib
+    import os
+    if int(os.environ.get("RANK", "0")) != 0:
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            return _run_train(args)
+    return _run_train(args)
+
+
+def _run_train(args: argparse.Namespace) -> int:
     import torch
 
     from ..api import compile as compile_spec
