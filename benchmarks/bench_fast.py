@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed runs of each (default 30; 8 with --quick)")
     p.add_argument("--quick", action="store_true", help="a short CPU run: LISTA only, 8 repeats")
     p.add_argument("--ista-net", action="store_true", help="ISTA-Net+ too (default: on CUDA only)")
+    p.add_argument("--ista-batch", type=int, default=None, help="ISTA-Net+ batch (default 64; 16 with --quick)")
     p.add_argument("--flops-batch", type=int, default=None,
                    help="LISTA batch for the matmul-share figure (default 8192 on CUDA; 1024 on CPU)")
     p.add_argument("--warm-cache", action="store_true", help="let inductor reuse its on-disk caches")
@@ -218,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(args.device)
     print(f"machine: {info}")
     r = bench(args.device, repeats, ista_net=args.ista_net or cuda,
+              ista_batch=args.ista_batch or (16 if args.quick else 64),
               flops_batch=args.flops_batch or (8192 if cuda else 1024), data=data_dir(args.data))
     _print("LISTA K=16, 250x500, batch 256", r["lista"], 256)
     if "ista_net_plus" in r:
