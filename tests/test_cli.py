@@ -109,13 +109,13 @@ def test_show_prints_equations_learnables_and_count(capsys):
     assert "Gregor & LeCun" in out
     assert "x = soft(W_e y + S x, theta)" in out
     assert "S : [m, m] = I - A' A / L   shared" in out
-    assert "theta : [m] = 0.1 / L   shared, positive" in out
+    assert "theta : [m] = lam / L   shared, positive" in out
     assert f"parameters: {6 * 4 + 36 + 6} for K=16" in out
 
 
 def test_show_fista_locals():
     lines = equation_lines(unroll.check("zoo:fista"))
-    assert lines[0] == "x_new = soft(z - A'(A z - y) / L, 0.1 / L)"
+    assert lines[0] == "x_new = soft(z - A'(A z - y) / L, lam / L)"
     assert "z = x_new + (t - 1) / t_new * (x_new - x)" in lines
     assert "x = x_new" in lines
 

@@ -492,7 +492,7 @@ class Checker:
                     raise self.err(ShapeError, "the size of I is unknown here", s.expr,
                                    "use I inside a product or sum with a square matrix")
                 self.consts[s.name] = v.named(s.name)
-                leaf = v if v.is_number else Value("const", (), (s.name,), v.shape, False, v.dtype,
+                leaf = self.consts[s.name] if v.is_number else Value("const", (), (s.name,), v.shape, False, v.dtype,
                                                     s.span)
                 self.declare(s.name, "const", leaf, s)
             elif kind == "Cost":

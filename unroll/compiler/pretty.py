@@ -30,7 +30,7 @@ _FORMS: dict[str, str] = {"norm1": "||{0}||_1", "norm2": "||{0}||", "sqnorm": "|
 _FUNCTIONS: dict[str, str] = {"maximum": "max", "minimum": "min", "opnorm": "norm2"}
 
 _LEAVES: dict[str, Callable[[Value], str]] = {
-    "number": lambda v: f"{v.attrs[0]:g}",
+    "number": lambda v: v.name or f"{v.attrs[0]:g}",
     "identity": lambda v: "I",
     "index": lambda v: "k",
     "zeros": lambda v: "0",
