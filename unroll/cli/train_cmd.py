@@ -62,7 +62,11 @@ def _run_train(args: argparse.Namespace) -> int:
     task = task_for(program, args)
     print(f"task: {task.describe()}")
     dtype = torch.float64 if args.float64 else torch.float32
-    model = compile_spec(program, args.K, dtype=dtype, **task.operators())
+    model = compile_spec(program, args.K, dtype=dtype, device=args.device, fast=args.fast,
+                         **task.operators())
+    if args.fast:
+        print(f"fast path: torch.compile cold start {_warm_up(model, task, args):.1f}s "
+              "(first training step)")
     out = Path(args.out or f"runs/{program.name.lower()}")
     steps = args.steps
     if steps is None and args.resume:
@@ -75,7 +79,7 @@ def _run_train(args: argparse.Namespace) -> int:
                          steps=DEFAULT_STEPS if steps is None else steps,
                          time_budget=args.time_budget, eval_every=args.eval_every,
                          layerwise=args.layerwise, device=args.device, seed=args.seed,
-                         out_dir=str(out), resume=args.resume)
+                         out_dir=str(out), resume=args.resume, amp=args.amp, tf32=args.tf32)
     print(f"training {program.name} (K={model.K}) on {args.device}: "
           + (f"layer-wise, {len(config.stage_steps)} stages per layer" if args.layerwise
              else f"{config.steps} steps") + f", batch {args.batch_size}, lr {args.lr:g}, {args.schedule}")
@@ -89,6 +93,24 @@ def _run_train(args: argparse.Namespace) -> int:
           + (f", {result.best_checkpoint}" if result.best_checkpoint else "")
           + f"; logs: {out / 'log.csv'}, {out / 'log.json'}")
     return 0
+
+
+def _warm_up(model, task, args: argparse.Namespace) -> float:
+    """Run one loss and backward pass so torch.compile compiles now; returns the seconds it took."""
+    import time
+
+    import torch
+
+    bound = task.bind(model) if hasattr(task, "bind") else task
+    dtype = next(model.parameters()).dtype if any(True for _ in model.parameters()) else None
+    batch = {k: v.to(device=args.device, dtype=dtype if v.is_floating_point() else None)
+             for k, v in bound.sample(args.batch_size, torch.Generator().manual_seed(0)).items()}
+    t0 = time.perf_counter()
+    loss = model.loss(batch)
+    if loss.requires_grad:
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -134,5 +156,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="block CS: CS ratio in percent (default 25; 1 4 10 25 30 40 read DIR/cs_phi)")
     p.add_argument("--blocks", type=int, default=None, metavar="N",
                    help="block CS: training blocks cut from T91 (default 88912, as ISTA-Net)")
+    p.add_argument("--fast", action="store_true",
+                   help="run the layers under torch.compile (CUDA graphs on a GPU); prints the "
+                        "compilation cost")
+    p.add_argument("--amp", choices=("bf16",), default=None,
+                   help="mixed precision: autocast matrix products to bfloat16")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on CUDA")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
