@@ -69,10 +69,18 @@ def test_ssim_batch_dims_and_torch_input():
     assert ssim(xs, refs, 1.0, batch_dims=2) == pytest.approx(expected)
 
 
-def test_ssim_against_scikit_image():
-    metrics = pytest.importorskip("skimage.metrics")
+def test_psnr_and_ssim_against_scikit_image():
+    from skimage import metrics  # a dev dependency: the reference implementation
+
     x, ref = _images(1)
     expected = metrics.structural_similarity(
         x, ref, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
     )
     assert ssim(x, ref, 1.0) == pytest.approx(expected, rel=1e-9)
+    # On the 0-255 scale, as ISTA-Net's Set11 table.
+    x255, ref255 = 255 * x, 255 * ref
+    assert psnr(x255, ref255, 255.0) == pytest.approx(
+        metrics.peak_signal_noise_ratio(ref255, x255, data_range=255.0), rel=1e-12)
+    assert ssim(x255, ref255, 255.0) == pytest.approx(metrics.structural_similarity(
+        x255, ref255, data_range=255.0, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False), rel=1e-9)
