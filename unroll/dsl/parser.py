@@ -282,8 +282,16 @@ def _expected(err: UnexpectedInput) -> str | None:
         return None
     pretty = {"NAME": "a name", "NUMBER": "a number", "INT": "an integer", "_NL": "end of line",
               "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "EQUAL": "'='",
-              "COLON": "':'", "COMMA": "','", "STRING": "a quoted string"}
-    names = sorted({pretty.get(e, e.lower()) for e in exp if not e.startswith("__")})
+              "COLON": "':'", "COMMA": "','", "STRING": "a quoted string",
+              "_DEDENT": "the end of the indented block", "_INDENT": "an indented line",
+              "NORMSUB": "a norm subscript (_1, _2, _0, _inf)", "DTYPE": "'complex' or 'real'",
+              "MODIFIER": "shared, per_layer, positive or unit"}
+
+    def show(term: str) -> str:
+        if term in pretty:
+            return pretty[term]
+        return f"'{term.lower()}'" if term.isalpha() else term.lower()  # keywords: 'aux', 'iterate'
+    names = sorted({show(e) for e in exp if not e.startswith("__")})
     if not names or len(names) > 6:
         return None
     return "expected " + ", ".join(names)
