@@ -107,14 +107,15 @@ def _otf(H: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def _plf(v, q, lo, hi, axis):
     n = q.shape[-1]
-    t = (v - lo) / ((hi - lo) / (n - 1))
+    vc = np.clip(v, lo, hi)  # slope 1 beyond the ends, as ADMM-Net's S_PLF
+    t = (vc - lo) / ((hi - lo) / (n - 1))
     i = np.clip(np.floor(t), 0, n - 2).astype(int)
     shape = [1] * v.ndim
     shape[axis] = q.shape[0]
     off = (np.arange(q.shape[0]) * n).reshape(shape)
     flat = q.reshape(-1)
     left, right = flat[i + off], flat[i + 1 + off]
-    return left + (t - i) * (right - left)
+    return left + (t - i) * (right - left) + (v - vc)
 
 
 def _dct_filters(k: int) -> np.ndarray:

@@ -99,10 +99,11 @@ def _cconv_t(H, z):
 
 def plf(v, q, lo, hi, axis):
     """Piecewise-linear function: values q [L, P] on P uniform points of [lo, hi], per channel
-    (the axis of v holding L); linear extrapolation from the end segments."""
+    (the axis of v holding L); beyond the ends it continues with slope 1 (ADMM-Net's S_PLF)."""
     n = q.shape[-1]
     step = (hi - lo) / (n - 1)
-    t = (v - lo) / step
+    vc = torch.clamp(v, lo, hi)
+    t = (vc - lo) / step
     i = torch.clamp(torch.floor(t.detach()), 0, n - 2).long()
     lead = 1
     for d in v.shape[:axis % v.dim()]:
@@ -112,7 +113,7 @@ def plf(v, q, lo, hi, axis):
     table = q.unsqueeze(0).expand(lead, -1, -1)
     left = torch.gather(table, 2, idx).view(v.shape)
     right = torch.gather(table, 2, idx + 1).view(v.shape)
-    return left + (t - i) * (right - left)
+    return left + (t - i) * (right - left) + (v - vc)
 
 
 def _dct_filters(k, dtype, device):

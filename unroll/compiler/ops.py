@@ -83,7 +83,7 @@ _TABLE = [
            "filters H [L, a, b], complex [L, h, w]", out_dtype="complex"),
     OpInfo("sum_l", (1, 1), "sum_l", None, "sum_l(v): sum over the leading (filter) axis"),
     OpInfo("plf", (4, 4), "plf", None, "plf(v, q, lo, hi): piecewise-linear function with values q "
-           "[L, P] on P uniform points of [lo, hi] per channel l of v [L, ...]", real_only=True),
+           "[L, P] on P uniform points of [lo, hi] per channel l of v [L, ...], slope 1 beyond the ends", real_only=True),
     OpInfo("grid", (0, 0), "custom", None, "grid(P, lo, hi): P uniform points of [lo, hi]"),
     OpInfo("dct_filters", (0, 0), "custom", None, "dct_filters(s): the s*s-1 non-constant 2-D DCT "
            "basis filters of size s x s, [s*s-1, s, s]"),
