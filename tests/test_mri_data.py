@@ -164,3 +164,18 @@ def test_trainer_runs_on_the_task(tmp_path):
     first, last = result.log[0]["test_nmse_db"], result.layer_nmse_db[-1]
     assert result.steps == 30 and last < first
     assert abs(model.s.item() - 1.0) < 0.2  # the zero-filled image is the best scaled estimate near s = 1
+
+
+def test_a_short_admm_net_training_run_on_8x8_data_lowers_the_loss(tmp_path):
+    import unroll
+
+    task = MRITask.from_data_dir(DATA, mask=20, size=8)
+    torch.manual_seed(0)
+    model = unroll.compile("zoo:admm_net", K=3, **task.operators())
+    config = TrainConfig(lr=5e-3, batch_size=8, steps=40, eval_every=40, checkpoint_every=40,
+                         schedule="const", out_dir=str(tmp_path / "admm"))
+    bound = task.bind(model)
+    batch = bound.sample(16, torch.Generator().manual_seed(123))
+    before = model.loss(batch).item()
+    train(model, task, config, progress=False)
+    assert model.loss(batch).item() < before
