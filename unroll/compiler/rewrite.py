@@ -20,26 +20,23 @@ from .symbolic import equal, to_sympy
 __all__ = ["rewrite", "implicit_learnables", "check_all_used"]
 
 
-def _names(e, out: set) -> None:
-    if isinstance(e, ast.Name):
-        out.add(e.id)
-    elif isinstance(e, ast.Node):
+def _nodes(e):
+    """Every AST node in `e` (a node or a tuple of them), depth first."""
+    if isinstance(e, ast.Node):
+        yield e
         for f in e.__dataclass_fields__:
-            _names(getattr(e, f), out)
+            yield from _nodes(getattr(e, f))
     elif isinstance(e, tuple):
         for x in e:
-            _names(x, out)
+            yield from _nodes(x)
+
+
+def _names(e, out: set) -> None:
+    out.update(n.id for n in _nodes(e) if isinstance(n, ast.Name))
 
 
 def _calls(e, out: set) -> None:
-    if isinstance(e, ast.Call):
-        out.add(e.func)
-    if isinstance(e, ast.Node):
-        for f in e.__dataclass_fields__:
-            _calls(getattr(e, f), out)
-    elif isinstance(e, tuple):
-        for x in e:
-            _calls(x, out)
+    out.update(n.func for n in _nodes(e) if isinstance(n, ast.Call))
 
 
 def implicit_learnables(checker) -> list[str]:
