@@ -10,7 +10,6 @@ Forward and forward+backward (loss NMSE) are timed in one process, alternating; 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,13 +20,12 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `unroll`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import unroll  # noqa: E402
-from benchmarks.common import (check_close, compare, data_dir, machine, no_grad,  # noqa: E402
+from benchmarks.common import (check_close, compare, data_dir, machine, no_grad, parser,  # noqa: E402
                                peak_memory, ratio_table, set_threads, train_step, write_json)
 from unroll.data.mri import load_mask, undersample  # noqa: E402
 
 RATIO_GOAL = 1.05
 STAGES = 15
-_REPO = Path(__file__).resolve().parents[1]
 
 
 def otf(H: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -126,17 +124,12 @@ def bench(batch: int, size: int, device: str, repeats: int, data: Path | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
+    p = parser(__doc__, "bench_admm_net")
     p.add_argument("--size", type=int, default=None, help="image side (default 256; 64 with --quick)")
     p.add_argument("--batch", type=int, default=None, help="images per batch (default 8; 4 with --quick)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs of each (default 30; 8 with --quick)")
     p.add_argument("--quick", action="store_true", help="a short CPU run: 64x64, batch 4, 8 repeats")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    p.add_argument("--data", default=None, help="data folder (default: $UNROLL_DATA, ../shared/data)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's, or 1 when that is faster on a busy CPU)")
-    p.add_argument("--json", default=str(_REPO / "runs" / "bench_admm_net.json"))
     args = p.parse_args(argv)
     size = args.size or (64 if args.quick else 256)
     batch = args.batch or (4 if args.quick else 8)

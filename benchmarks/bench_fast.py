@@ -12,7 +12,6 @@ relative output error against fp32 and the forward time under autocast (TF32 too
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time
@@ -27,14 +26,13 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `unroll`
 
 import unroll  # noqa: E402
 from benchmarks import bench_ista_net  # noqa: E402
-from benchmarks.common import (check_close, compare, data_dir, machine, no_grad,  # noqa: E402
+from benchmarks.common import (check_close, compare, data_dir, machine, no_grad, parser,  # noqa: E402
                                ratio_table, set_threads, sync, table, write_json)
 from unroll.backends.fast import warmup  # noqa: E402
 from unroll.data import load_standard_problem  # noqa: E402
 
 TRAIN_GOAL = 3.0  # fast ISTA-Net+ training steps/s over hand-written eager, batch 64, GPU
 FLOPS_GOAL = 0.5  # LISTA inference at batch 8192 over the dense fp32 matmul throughput, GPU
-_REPO = Path(__file__).resolve().parents[1]
 
 
 def optimizer_step(model: torch.nn.Module, loss: Callable[[], torch.Tensor]) -> Callable[[], None]:
@@ -196,8 +194,7 @@ def _print(name: str, r: dict, per_call: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
+    p = parser(__doc__, "bench_fast")
     p.add_argument("--repeats", type=int, default=None, help="timed runs of each (default 30; 8 with --quick)")
     p.add_argument("--quick", action="store_true", help="a short CPU run: LISTA only, 8 repeats")
     p.add_argument("--ista-net", action="store_true", help="ISTA-Net+ too (default: on CUDA only)")
@@ -205,10 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flops-batch", type=int, default=None,
                    help="LISTA batch for the matmul-share figure (default 8192 on CUDA; 1024 on CPU)")
     p.add_argument("--warm-cache", action="store_true", help="let inductor reuse its on-disk caches")
-    p.add_argument("--data", default=None, help="data folder (default: $UNROLL_DATA, ../shared/data)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's, or 1 when that is faster on a busy CPU)")
-    p.add_argument("--json", default=str(_REPO / "runs" / "bench_fast.json"))
     args = p.parse_args(argv)
     cuda = args.device.startswith("cuda")
     repeats = args.repeats or (8 if args.quick else 30)

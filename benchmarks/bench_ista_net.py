@@ -10,7 +10,6 @@ alternating, and the medians compared (goal: ratio <= 1.05); then blocks/s and p
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,13 +20,12 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `unroll`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import unroll  # noqa: E402
-from benchmarks.common import (check_close, compare, data_dir, machine, no_grad,  # noqa: E402
+from benchmarks.common import (check_close, compare, data_dir, machine, no_grad, parser,  # noqa: E402
                                peak_memory, ratio_table, set_threads, train_step, write_json)
 from unroll.data.blockcs import load_phi  # noqa: E402
 
 RATIO_GOAL = 1.05
 PHASES = 9
-_REPO = Path(__file__).resolve().parents[1]
 
 
 class HandPhase(torch.nn.Module):
@@ -119,16 +117,11 @@ def bench(batch: int, device: str, repeats: int, data: Path | None = None, memor
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
+    p = parser(__doc__, "bench_ista_net")
     p.add_argument("--batch", type=int, default=None, help="blocks per batch (default 64; 16 with --quick)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs of each (default 30; 8 with --quick)")
     p.add_argument("--quick", action="store_true", help="a short CPU run: batch 16, 8 repeats")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    p.add_argument("--data", default=None, help="data folder (default: $UNROLL_DATA, ../shared/data)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's, or 1 when that is faster on a busy CPU)")
-    p.add_argument("--json", default=str(_REPO / "runs" / "bench_ista_net.json"))
     args = p.parse_args(argv)
     batch = args.batch or (16 if args.quick else 64)
     repeats = args.repeats or (8 if args.quick else 30)

@@ -9,7 +9,6 @@ Compile time is parse -> module for K = 16, 100, 1000 (goals 0.5 s, 2 s, 10 s).
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -23,14 +22,13 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `unroll`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import unroll  # noqa: E402
-from benchmarks.common import (check_close, compare, data_dir, machine, no_grad,  # noqa: E402
+from benchmarks.common import (check_close, compare, data_dir, machine, no_grad, parser,  # noqa: E402
                                ratio_table, set_threads, table, train_step,
                                write_json)
 from unroll.data import load_standard_problem  # noqa: E402
 
 RATIO_GOAL = 1.05
 COMPILE_GOALS = {16: 0.5, 100: 2.0, 1000: 10.0}
-_REPO = Path(__file__).resolve().parents[1]
 
 
 class HandLISTA(torch.nn.Module):
@@ -98,18 +96,13 @@ def bench_compile(A: np.ndarray, Ks: list[int], repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
+    p = parser(__doc__, "bench_lista")
     p.add_argument("--K", type=int, default=16)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=60, help="timed runs of each network")
     p.add_argument("--compile-K", default="16,100,1000", help="comma-separated K for compile time")
     p.add_argument("--compile-repeats", type=int, default=3)
-    p.add_argument("--data", default=None, help="data folder (default: $UNROLL_DATA, ../shared/data)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's, or 1 when that is faster on a busy CPU)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (a short CPU run)")
-    p.add_argument("--json", default=str(_REPO / "runs" / "bench_lista.json"))
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.compile_repeats = min(args.repeats, 20), 1

@@ -1,6 +1,7 @@
 """Shared helpers for the benchmarks: interleaved A/B timing with medians, tables and JSON output."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -11,11 +12,23 @@ from typing import Callable
 
 import torch
 
-__all__ = ["interleaved", "sync", "table", "write_json", "machine", "compare", "ratio_table",
+__all__ = ["parser", "interleaved", "sync", "table", "write_json", "machine", "compare", "ratio_table",
            "peak_memory", "data_dir", "cpu_model", "no_grad", "train_step", "check_close",
            "set_threads"]
 
 _REPO = Path(__file__).resolve().parents[1]
+
+
+def parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """A benchmark's argument parser with the options every benchmark shares (device, data folder,
+    CPU threads, JSON output path runs/NAME.json)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data", default=None, help="data folder (default: $UNROLL_DATA, ../shared/data)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's, or 1 when that is faster on a busy CPU)")
+    p.add_argument("--json", default=str(_REPO / "runs" / f"{name}.json"))
+    return p
 
 
 def sync(device: str) -> None:
