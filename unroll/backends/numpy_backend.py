@@ -255,6 +255,8 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
                 rec = og[n]
                 if rec.op == "state":
                     oenv[n] = env[u.state_nodes[k][first]]
+                elif rec.op == "param" and rec.attrs[1:] == ("k",):
+                    oenv[n] = env[_layer_param(u, rec.attrs[0], k - 1)]
                 elif rec.op in ("input", "operator", "const", "param") and n in env:
                     oenv[n] = env[n]
             values.append(_run(og, oenv)[u.objective_node])
@@ -267,10 +269,17 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
                 lenv[n] = out["states"][rec.attrs[0]]
             elif rec.op == "target":
                 lenv[n] = np.asarray(targets[rec.attrs[0]], dtype=np.float64)
+            elif rec.op == "param" and rec.attrs[1:] == ("k",):
+                lenv[n] = env[_layer_param(u, rec.attrs[0], u.K - 1)]
             elif rec.op in ("input", "operator", "const", "param") and n in env:
                 lenv[n] = env[n]
         out["loss"] = _run(lg, lenv)[u.loss_node]
     return out
+
+
+def _layer_param(u: Unfolded, name: str, k: int) -> str:
+    """The forward-graph node of layer k's copy of the per-layer learnable `name`."""
+    return next(n for n, i in u.params.items() if i.name == name and i.layer == k)
 
 
 # ---- ops built by the derivation (prox table, argmin) and indicator cost terms ----

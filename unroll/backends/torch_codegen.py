@@ -309,7 +309,8 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
             if rec.op == "state":
                 return f"_states[{states.index(rec.attrs[0])}]"
             return f"batch[{rec.attrs[0]!r}]"
-        result = _side(w, u, u.loss_graph, u.loss_node, loss_leaf, constraint, ctx)
+        result = _side(w, u, u.loss_graph, u.loss_node, loss_leaf, constraint, ctx,
+                       f"({u.K - 1} if upto is None else upto - 1)")
         w(f"return {result}", 2)
     w("", 1)
     if u.objective_graph is not None:
@@ -318,14 +319,16 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
         w(f'"""The cost terms of {first} ({" + ".join(c for c, t in p.costs.items() if t.params == (first,))})'
           ' after every layer: [layers, batch]."""', 2)
         w(f"_, _layers = self._run({sig}upto, True, False)", 2)
-        w(f"return torch.stack([self._cost(_x, {sig.rstrip(', ')}) for _x in _layers])", 2)
+        w(f"return torch.stack([self._cost(_x, _k, {sig.rstrip(', ')}) for _k, _x in "
+          "enumerate(_layers)])", 2)
         w("", 1)
-        w(f"def _cost(self, _x, {sig.rstrip(', ')}):", 1)
+        w(f"def _cost(self, _x, _k, {sig.rstrip(', ')}):", 1)
         w(f"_dtype, _device = _x.real.dtype, _x.device", 2)
 
         def cost_leaf(rec) -> str:
             return "_x" if rec.op == "state" else Namespace().safe(rec.attrs[0])
-        w(f"return {_side(w, u, u.objective_graph, u.objective_node, cost_leaf, constraint, ctx)}", 2)
+        w(f"return {_side(w, u, u.objective_graph, u.objective_node, cost_leaf, constraint, ctx, '_k')}",
+          2)
         w("", 1)
     w("def layer_parameters(self, k):", 1)
     w('"""Parameters owned by the k-th layer alone (k from 1, as `upto`); [] if all are shared."""', 2)
@@ -356,9 +359,10 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
 
 
 def _side(w: _Writer, u: Unfolded, g: Graph, result: str, leaf, constraint: dict,
-          ctx: dict) -> str:
+          ctx: dict, layer: str = "0") -> str:
     """Write a side graph (loss, objective): its leaves (states, targets and inputs through
-    `leaf(record)`; operators, consts and learnables from the module) and its nodes."""
+    `leaf(record)`; operators, consts and learnables from the module, a per-layer learnable
+    from layer `layer`, a Python expression) and its nodes."""
     names: dict[str, str] = {}
     live = _live(g, [result])
     for n in g:
@@ -373,10 +377,12 @@ def _side(w: _Writer, u: Unfolded, g: Graph, result: str, leaf, constraint: dict
             names[n] = n
             w(f"{n} = self.{attr_name(rec.attrs[0])}", 2)
         elif rec.op == "param":
-            info = u.params.get(n)
+            lrn = u.program.learnables[rec.attrs[0]]
             names[n] = n
             where = "self." + attr_name(rec.attrs[0])
-            w(f"{n} = {constraint[info.constraint if info else None].format(where)}", 2)
+            if lrn.tying == "per_layer":
+                where = f"self.layers[{layer}].{attr_name(rec.attrs[0])}"
+            w(f"{n} = {constraint[lrn.constraint].format(where)}", 2)
     _body(w, g, [n for n in g if n in live and n not in names], names, ctx, 2)
     return names[result]
 

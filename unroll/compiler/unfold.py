@@ -281,7 +281,8 @@ def _objective(program: Program) -> Value | None:
 def _side_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, str],
                 out: Unfolded, value: Value) -> tuple[Graph, str, dict[str, str]]:
     """A small graph computing `value` over states, targets, inputs and shared values (the loss
-    over the final states; the objective over one layer's output)."""
+    over the final states; the objective over one layer's output). A per-layer learnable is one
+    leaf with attrs (name, "k"): the backends give it layer k's copy (the last layer's in the loss)."""
     g = Graph(Namespace())
     li = _Instantiator(g, dims, program)
     leaves: dict[tuple, str] = {}
@@ -290,6 +291,10 @@ def _side_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, 
             rec = out.graph[node]
             leaves[(kind, *rest)] = g.add(kind, (), tuple(rest), rec.shape, rec.dtype, rec.batched,
                                           None, None, node, rec.label)
+    for name, lrn in program.learnables.items():
+        if lrn.tying == "per_layer":  # the layer's own copy, chosen when the side graph runs
+            leaves[("param", name)] = g.add("param", (), (name, "k"), li.concrete(lrn.shape, lrn.span),
+                                            "real", False, None, lrn.span, f"{name}_k", f"{name}[k]")
     for name, t in program.targets.items():
         leaves[("target", name)] = g.add("target", (), (name,), li.concrete(t.shape, t.span),
                                          t.dtype, True, None, t.span, name, name)
