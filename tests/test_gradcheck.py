@@ -166,8 +166,8 @@ def test_helper_clamp_maximum_minimum():
 def test_positive_and_unit_reparametrisations():
     text = """dims m
 input y : [m]
-learn t : [m] = 0.5 positive
-learn u : [] = 0.25 unit
+learn t : [m] = 0.5 positive(softplus)
+learn u : [] = 0.25 unit(sigmoid)
 state x : [m] = 0
 iterate K = 2:
     x = u * soft(y + x, t) + (1 - u) * x

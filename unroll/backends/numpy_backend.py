@@ -9,11 +9,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ..compiler.constraints import CONSTRAINTS
 from ..compiler.graph import Graph, NodeRecord
 from ..compiler.ops import OPS
 from ..compiler.unfold import Unfolded
 
-__all__ = ["evaluate", "NUMPY_OPS", "initial_parameters"]
+__all__ = ["evaluate", "NUMPY_OPS", "initial_parameters", "constrained", "project"]
 
 
 def _axes(rec: NodeRecord) -> tuple[int, ...]:
@@ -158,7 +159,24 @@ _CONSTRUCT = {
     "diff_filters": lambda rec: _diff_filters(),
 }
 
-_CONSTRAINT = {None: lambda v: v, "positive": _softplus, "unit": lambda v: 1 / (1 + np.exp(-v))}
+_USE = {"project": lambda v, c: np.clip(v, c.lo, c.hi), "softplus": lambda v, c: _softplus(v),
+        "sigmoid": lambda v, c: 1 / (1 + np.exp(-v))}
+
+
+def constrained(constraint: str | None, stored: np.ndarray) -> np.ndarray:
+    """The value a learnable takes in the network from its stored value (the oracle of the
+    torch module's constraint forward): projected ones are clipped, the others reparametrised."""
+    if constraint is None:
+        return np.asarray(stored, dtype=np.float64)
+    c = CONSTRAINTS[constraint]
+    return _USE[c.method](np.asarray(stored, dtype=np.float64), c)
+
+
+def project(constraint: str | None, stored: np.ndarray) -> np.ndarray:
+    """What `project_()` leaves of a stored value: clipped into the set for projected constraints."""
+    c = CONSTRAINTS.get(constraint) if constraint else None
+    stored = np.asarray(stored, dtype=np.float64)
+    return np.clip(stored, c.lo, c.hi) if c is not None and c.method == "project" else stored
 
 
 def _lift(v: np.ndarray, rec: NodeRecord, nd: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from ..compiler.constraints import CONSTRAINTS
 from ..compiler.unfold import Unfolded
 from ..errors import SpecError
 from .torch_codegen import Generated, generate
@@ -41,7 +42,8 @@ def _constraint_error(u: Unfolded, args: list, msg: str) -> None:
     from .numpy_backend import initial_parameters
     values = initial_parameters(u, {o: a.cpu().numpy() for o, a in zip(u.program.operators, args)})
     for node, info in u.params.items():
-        if info.constraint and np.any(_OUTSIDE[info.constraint](values[node])):
+        base = CONSTRAINTS[info.constraint].base if info.constraint else None
+        if base and np.any(_OUTSIDE[base](values[node])):
             lrn = u.program.learnables[info.name]
             raise SpecError(f"learn {info.name} is {info.constraint} but its initial value is not "
                             f"({msg})", lrn.init.span or lrn.span, None, u.program.source) from None

@@ -14,6 +14,7 @@ from .. import __version__
 from ..compiler.graph import Graph, Namespace
 from ..compiler.ops import OPS
 from ..compiler.unfold import Unfolded
+from ..compiler.constraints import CONSTRAINTS
 from .torch_ops import HELPERS, TORCH_OPS, literal
 
 __all__ = ["Generated", "generate", "attr_name"]
@@ -204,7 +205,7 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     for name, node in u.consts.items():
         if b.number(node) is None:
             w(f"self.register_buffer({attr_name(name)!r}, {bnames[node]}.detach().clone())", 2)
-    transform = {None: "{0}", "positive": "_inv_softplus({0})", "unit": "_logit({0})"}
+    transform = _constraint_forms()[0]
     has_layers = any(info.layer is not None for info in u.params.values()) or any(
         blk.tying == "per_layer" for blk in p.blocks.values())
     if has_layers:
@@ -242,7 +243,7 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     ref = inputs[0] if inputs else None
     w(f"_dtype, _device = {ref}.real.dtype, {ref}.device" if ref else
       "_dtype, _device = torch.get_default_dtype(), None", 2)
-    constraint = {None: "{0}", "positive": "F.softplus({0})", "unit": "torch.sigmoid({0})"}
+    constraint = _constraint_forms()[1]
     live = _live(g, [n for st in u.state_nodes[1:] for n in st.values()])
     for n in g:
         rec = g[n]
@@ -338,6 +339,7 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     w('"""Parameters used by every layer."""', 2)
     w("return [p for n, p in self.named_parameters() if not n.startswith('layers.')]", 2)
     w("", 1)
+    _write_project(w, u, has_layers)
     w("def parameter_values(self):", 1)
     w('"""Every learnable as the network uses it (constraints applied), by graph node."""', 2)
     w("_values = {", 2)
@@ -385,6 +387,45 @@ def _side(w: _Writer, u: Unfolded, g: Graph, result: str, leaf, constraint: dict
             w(f"{n} = {constraint[lrn.constraint].format(where)}", 2)
     _body(w, g, [n for n in g if n in live and n not in names], names, ctx, 2)
     return names[result]
+
+
+def _constraint_forms() -> tuple[dict, dict]:
+    """Per constraint name (None: unconstrained): the format of the stored value from the initial
+    value, and of the value the network uses from the stored one."""
+    init: dict = {None: "{0}"}
+    use: dict = {None: "{0}"}
+    for name, c in CONSTRAINTS.items():
+        if c.method == "project":
+            bounds = f"{_bound(c.lo)}, {_bound(c.hi)}"
+            init[name] = f"_check_in({{0}}, {bounds}, {c.base!r})"
+            use[name] = f"_feasible({{0}}, {bounds})"
+        else:
+            init[name] = {"softplus": "_inv_softplus({0})", "sigmoid": "_logit({0})"}[c.method]
+            use[name] = {"softplus": "F.softplus({0})", "sigmoid": "torch.sigmoid({0})"}[c.method]
+    return init, use
+
+
+def _bound(v: float | None) -> str:
+    return "None" if v is None else literal(v)
+
+
+def _write_project(w: _Writer, u: Unfolded, has_layers: bool) -> None:
+    """`project_()`: clamp every projected learnable back into its set (after an optimizer step)."""
+    w("@torch.no_grad()", 1)
+    w("def project_(self):", 1)
+    w('"""Clamp projected learnables (positive, unit) into their sets, in place; returns self."""', 2)
+    for name, lrn in u.program.learnables.items():
+        c = CONSTRAINTS.get(lrn.constraint) if lrn.constraint else None
+        if c is None or c.method != "project":
+            continue
+        clamp = f".clamp_({_bound(c.lo)}, {_bound(c.hi)})"
+        if lrn.tying == "shared":
+            w(f"self.{attr_name(name)}{clamp}", 2)
+        else:
+            w("for _layer in self.layers:", 2)
+            w(f"_layer.{attr_name(name)}{clamp}", 3)
+    w("return self", 2)
+    w("", 1)
 
 
 def _live(g: Graph, roots: list[str]) -> set[str]:

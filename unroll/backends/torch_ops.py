@@ -48,6 +48,20 @@ def _inv_softplus(v):
     return v + torch.log(-torch.expm1(-v))
 
 
+def _check_in(v, lo, hi, what):
+    """The initial value of a projected learnable (`what`: positive or unit), already in its set."""
+    bad = (v <= 0) if what == "positive" else (v <= 0) | (v >= 1)
+    if bool(bad.any()):
+        raise ValueError("needs positive initial values" if what == "positive"
+                         else "needs initial values in (0, 1)")
+    return v.clamp(lo, hi)
+
+
+def _feasible(v, lo, hi):
+    """v clamped into [lo, hi] with an identity gradient: the projected constraint's forward."""
+    return v.detach().clamp(lo, hi) + (v - v.detach())
+
+
 def _logit(v):
     if bool(((v <= 0) | (v >= 1)).any()):
         raise ValueError("needs initial values in (0, 1)")

@@ -79,6 +79,7 @@ def _run_train(args: argparse.Namespace) -> int:
                          steps=DEFAULT_STEPS if steps is None else steps,
                          time_budget=args.time_budget, eval_every=args.eval_every,
                          layerwise=args.layerwise, device=args.device, seed=args.seed,
+                         **({"stage_steps": args.stage_steps} if args.stage_steps else {}),
                          out_dir=str(out), resume=args.resume, amp=args.amp, tf32=args.tf32)
     print(f"training {program.name} (K={model.K}) on {args.device}: "
           + (f"layer-wise, {len(config.stage_steps)} stages per layer" if args.layerwise
@@ -113,6 +114,17 @@ def _warm_up(model, task, args: argparse.Namespace) -> float:
     return time.perf_counter() - t0
 
 
+def _stage_steps(text: str) -> tuple[int, int, int]:
+    """Three non-negative step counts, comma-separated."""
+    try:
+        steps = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        steps = ()
+    if len(steps) != 3 or min(steps) < 0:
+        raise argparse.ArgumentTypeError(f"expected three step counts like 1000,500,500, got {text!r}")
+    return steps  # type: ignore[return-value]
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register train."""
     p = sub.add_parser(
@@ -135,6 +147,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="learning-rate schedule (default cosine)")
     p.add_argument("--layerwise", action="store_true",
                    help="layer-wise training (LISTA-CPSS): layer k alone, then layers 1..k, per k")
+    p.add_argument("--stage-steps", type=_stage_steps, default=None, metavar="N1,N2,N3",
+                   help="--layerwise: steps of the three stages per layer, at lr, lr/5 and lr/50 "
+                        "(default 1000,500,500)")
     p.add_argument("--eval-every", type=int, default=100, metavar="N",
                    help="evaluate on the test set every N steps (default 100)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")

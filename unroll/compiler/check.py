@@ -12,6 +12,7 @@ from ..dsl import ast
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from . import blocks as _blocks
 from . import derive
+from .constraints import BASES, CONSTRAINTS
 from .ir import BlockDef, CostTerm, Learnable, Program, StateVar, Tensor, Value, fmt_shape
 from .ops import FUNCTIONS, OPS, REAL_ONLY, SPECIAL_CALLS
 
@@ -20,7 +21,7 @@ __all__ = ["check", "Checker", "IDENT"]
 IDENT = ("*",)  # the shape of `I`: square, size taken from its context
 
 _MODIFIERS_TYING = ("shared", "per_layer")
-_MODIFIERS_CONSTRAINT = ("positive", "unit")
+_MODIFIERS_CONSTRAINT = BASES
 
 
 @dataclass(frozen=True)
@@ -546,7 +547,11 @@ class Checker:
 
     def learn(self, s: ast.Learn) -> None:
         tying = [m for m in s.modifiers if m in _MODIFIERS_TYING]
-        cons = [m for m in s.modifiers if m in _MODIFIERS_CONSTRAINT]
+        cons = [m for m in s.modifiers if m.split("(")[0] in _MODIFIERS_CONSTRAINT]
+        for m in s.modifiers:
+            if m not in CONSTRAINTS and m not in _MODIFIERS_TYING:
+                raise self.err(TyingError, f"learn {s.name}: unknown parametrisation {m!r}", s,
+                               "constraints: " + ", ".join(CONSTRAINTS))
         if len(set(tying)) > 1:
             raise self.err(TyingError, f"learn {s.name} is both shared and per_layer", s,
                            "choose one tying: shared (one copy) or per_layer (one per layer)")

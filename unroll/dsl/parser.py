@@ -160,6 +160,9 @@ class _ToAst(Transformer):
     def cost(self, meta, c):
         return ast.Cost(self._s(meta), str(c[0]), tuple(str(p) for p in c[1:-1]), c[-1])
 
+    def modifier(self, c):
+        return str(c[0]) if c[1] is None else f"{c[0]}({c[1]})"
+
     @v_args(meta=True)
     def learn(self, meta, c):
         return ast.Learn(self._s(meta), str(c[0]), c[1], c[2], tuple(str(m) for m in c[3:]))

@@ -336,6 +336,7 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
     last_path, best_path = out / LAST, out / BEST
     model.to(device)
     dtype = _float_dtype(model)
+    project = getattr(model, "project_", None)
     runner: nn.Module = LossModule(model)
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -436,6 +437,8 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
             if not math.isfinite(float(gnorm)):
                 _diverge(model, last_path, out, rows, meta, step, stage, f"gradient norm is {float(gnorm)}")
             opt.step()
+            if project is not None:
+                project()  # projected constraints (positive, unit) back into their sets
             sched.step()
             step += 1
             loss_sum, loss_count, last_loss = loss_sum + loss_value, loss_count + 1, loss_value
