@@ -27,6 +27,12 @@ def _names(program: Program) -> dict[str, tuple[str, ...]]:
             "target_names": tuple(program.targets)}
 
 
+def _given(args: argparse.Namespace, name: str, default: Any) -> Any:
+    """The option's value when given (0 included: it is checked, never replaced), else the default."""
+    value = getattr(args, name, None)
+    return default if value is None else value
+
+
 def _is_sparse_coding(program: Program) -> bool:
     ops, ins, tgs = (list(t.values()) for t in (program.operators, program.inputs, program.targets))
     return (len(ops) == 1 and len(ins) == 1 and len(tgs) == 1 and len(ops[0].shape) == 2
@@ -45,14 +51,14 @@ def task_for(program: Program, args: argparse.Namespace) -> Any:
     if {"Phi"} <= set(program.operators) <= {"Phi", "Q"}:  # block CS (ISTA-Net, FISTA-Net)
         from ..data.blockcs import PAPER_BLOCKS, BlockCSTask
         data_dir, _ = resolve_data_dir(getattr(args, "data", None))
-        task = BlockCSTask.from_data_dir(data_dir, ratio=getattr(args, "ratio", None) or 25,
-                                         n_blocks=getattr(args, "blocks", None) or PAPER_BLOCKS,
+        task = BlockCSTask.from_data_dir(data_dir, ratio=_given(args, "ratio", 25),
+                                         n_blocks=_given(args, "blocks", PAPER_BLOCKS),
                                          seed=getattr(args, "seed", 0), test_blocks=256)
         return task.bind(_names(program))
     from ..data.mri import MRITask, fits_mri
     if fits_mri(program):
         data_dir, _ = resolve_data_dir(getattr(args, "data", None))
-        task = MRITask.from_data_dir(data_dir, mask=getattr(args, "mask", None) or 20,
+        task = MRITask.from_data_dir(data_dir, mask=_given(args, "mask", 20),
                                      size=getattr(args, "size", None), seed=getattr(args, "seed", 0))
         return task.bind(_names(program))
     raise CLIError(

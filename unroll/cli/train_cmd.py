@@ -29,7 +29,12 @@ def _saved_steps(out: Path) -> int | None:
     from ..train import LAST, load_checkpoint
     if not (out / LAST).exists():
         return None
-    return int(load_checkpoint(out / LAST)["config"]["steps"])
+    from ..train.checkpoint import CheckpointError
+    saved = load_checkpoint(out / LAST)
+    try:
+        return int(saved["config"]["steps"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{out / LAST}: not a training checkpoint (no config.steps entry)") from None
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -51,23 +56,28 @@ def _run_train(args: argparse.Namespace) -> int:
     from .budget import pick_threads, steps_for_budget
     from .tasks import task_for
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise CLIError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    from .run_dir import check_settings, claim_out_dir, task_settings
+
     program = load_program(args.spec, args.K)
-    print(resolve_data_dir(args.data)[1])
+    out = Path(args.out or f"runs/{program.name.lower()}")
+    note = claim_out_dir(out, args.resume, args.overwrite)
+    if note:
+        print(note)
+    data_dir, where = resolve_data_dir(args.data)
+    print(where)
     if args.device == "cpu":
         before = torch.get_num_threads()
         if pick_threads() != before:
             print(f"this CPU is busy: using {torch.get_num_threads()} torch thread (faster here than {before})")
     task = task_for(program, args)
     print(f"task: {task.describe()}")
+    check_settings(out, task_settings(program, args, data_dir, task.describe()), args.resume)
     dtype = torch.float64 if args.float64 else torch.float32
     model = compile_spec(program, args.K, dtype=dtype, device=args.device, fast=args.fast,
                          **task.operators())
     if args.fast:
         print(f"fast path: torch.compile cold start {_warm_up(model, task, args):.1f}s "
               "(first training step)")
-    out = Path(args.out or f"runs/{program.name.lower()}")
     steps = args.steps
     if steps is None and args.resume:
         steps = _saved_steps(out)
@@ -80,7 +90,8 @@ def _run_train(args: argparse.Namespace) -> int:
                          time_budget=args.time_budget, eval_every=args.eval_every,
                          layerwise=args.layerwise, device=args.device, seed=args.seed,
                          **({"stage_steps": args.stage_steps} if args.stage_steps else {}),
-                         out_dir=str(out), resume=args.resume, amp=args.amp, tf32=args.tf32)
+                         out_dir=str(out), resume=args.resume, amp=args.amp, tf32=args.tf32,
+                         checkpoint_every=args.checkpoint_every)
     print(f"training {program.name} (K={model.K}) on {args.device}: "
           + (f"layer-wise, {len(config.stage_steps)} stages per layer" if args.layerwise
              else f"{config.steps} steps") + f", batch {args.batch_size}, lr {args.lr:g}, {args.schedule}")
@@ -158,6 +169,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default runs/<spec name>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out (same settings needed)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run saved in --out (without it, or --resume, a folder holding "
+                   "a run is refused)")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                   help="write last.pt every N steps (default 100; a kill loses at most N steps)")
     p.add_argument("--seed", type=int, default=0, help="random seed for data and batches (default 0)")
     p.add_argument("--p", type=float, default=0.1,
                    help="sparse coding: probability of a non-zero code entry (default 0.1)")

@@ -8,6 +8,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from ..train.checkpoint import CheckpointError, load_checkpoint
+
 __all__ = ["state_dict_of", "model_from_state", "load_for_eval", "sampling_matrix"]
 
 
@@ -26,10 +28,31 @@ def model_from_state(spec: str | Path, state: Mapping[str, torch.Tensor], K: int
     missing = [o for o in program.operators if o not in state]
     if missing:
         raise KeyError(f"the saved weights lack operator {', '.join(missing)} (has: {', '.join(sorted(state))[:200]})")
+    bad = [o for o in program.operators if not isinstance(state[o], torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"the saved operator {bad[0]} is not a tensor")
     ops = {o: state[o].detach().cpu().double().numpy() for o in program.operators}
     model = unroll.compile(spec, K=K, **ops)
-    model.load_state_dict({k: v for k, v in state.items()})
+    try:
+        model.load_state_dict({k: v for k, v in state.items()})
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(_state_mismatch(model, state, e)) from None
     return model.to(device) if device is not None else model
+
+
+def _state_mismatch(model: torch.nn.Module, state: Mapping[str, Any], e: Exception) -> str:
+    """Why saved weights do not fit the compiled model: missing, unexpected or wrongly shaped."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shaped = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape]
+    parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + (
+        [f"unexpected {', '.join(extra[:5])}"] if extra else []) + (
+        [f"wrong shape {'; '.join(shaped[:3])} (saved vs model)"] if shaped else [])
+    detail = "; ".join(parts) or str(e).splitlines()[0][:200]
+    return (f"the saved weights do not fit {model.spec_name} with K={model.K}: {detail}. Was the "
+            "checkpoint trained with this spec and K?")
 
 
 def sampling_matrix(model: torch.nn.Module) -> np.ndarray:
@@ -44,8 +67,20 @@ def sampling_matrix(model: torch.nn.Module) -> np.ndarray:
 def load_for_eval(spec: str | Path, ckpt: str | os.PathLike, K: int | None = None,
                   device: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(model with the checkpoint's weights, the checkpoint) — loaded with weights_only=True."""
-    saved = torch.load(Path(ckpt), map_location="cpu", weights_only=True)
-    if not isinstance(saved, Mapping):
-        raise ValueError(f"{ckpt}: expected a checkpoint or state dict, found {type(saved).__name__}")
-    K = K if K is not None else (int(saved["K"]) if "K" in saved else None)
-    return model_from_state(spec, state_dict_of(saved), K, device), dict(saved)
+    saved = load_checkpoint(ckpt)
+    if K is None and "K" in saved:
+        if not isinstance(saved["K"], int) or isinstance(saved["K"], bool) or saved["K"] < 1:
+            raise CheckpointError(f"{ckpt}: its K entry is {saved['K']!r}, not a layer count")
+        K = saved["K"]
+    state = state_dict_of(saved)
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{ckpt}: holds no model weights (a dict of tensors)")
+    try:
+        model = model_from_state(spec, state, K, device)
+    except CheckpointError as e:
+        raise CheckpointError(f"{ckpt}: {e}") from None
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values()
+               if t.is_floating_point() or t.is_complex()):
+        raise CheckpointError(f"{ckpt}: the saved weights are not finite (NaN or Inf): the run that "
+                              "wrote them diverged")
+    return model, dict(saved)

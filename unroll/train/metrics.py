@@ -25,6 +25,8 @@ def nmse_db(x_hat: Any, x: Any) -> float:
         err, ref = float(np.sum((a - b) ** 2)), float(np.sum(b**2))
     if ref == 0.0:
         raise ValueError("nmse_db: the reference is all zeros")
+    if not (np.isfinite(err) and np.isfinite(ref)):
+        return float("nan")  # a non-finite estimate is never a perfect score
     return float(10.0 * np.log10(err / ref)) if err > 0 else float("-inf")
 
 
@@ -34,6 +36,8 @@ def psnr(x: Any, ref: Any, data_range: float) -> float:
     if a.shape != b.shape:
         raise ValueError(f"psnr: shapes differ, {a.shape} vs {b.shape}")
     mse = float(np.mean((a - b) ** 2))
+    if not np.isfinite(mse):
+        return float("nan")  # a non-finite estimate is never a perfect score
     return float(10.0 * np.log10(data_range**2 / mse)) if mse > 0 else float("inf")
 
 

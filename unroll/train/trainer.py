@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from .checkpoint import BEST, LAST, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import (BEST, LAST, CheckpointError, capture_rng_state, load_checkpoint,
+                         restore_rng_state, save_checkpoint)
 from .distributed import LossModule, all_mean, any_flag, setup, shard
 
 __all__ = [
@@ -248,8 +249,22 @@ def evaluate_layers(model: nn.Module, test_set: Mapping[str, torch.Tensor], batc
             ref = ref + t.abs().double().pow(2).sum().cpu()
     finally:
         model.train(was_training)
-    assert err is not None, "empty test set"
-    return [10.0 * math.log10(e.item() / ref.item()) if e.item() > 0 else float("-inf") for e in err]
+    if err is None or not ref.item() > 0:
+        raise ValueError("the test set is empty or its targets are all zero: NMSE is undefined")
+    return [_db(e.item() / ref.item()) for e in err]
+
+
+def _db(ratio: float) -> float:
+    """10·log10(ratio): NaN for a non-finite ratio (never a perfect score), −inf only for exactly 0."""
+    if not math.isfinite(ratio):
+        return float("nan")
+    return 10.0 * math.log10(ratio) if ratio > 0 else float("-inf")
+
+
+def _finite_weights(model: nn.Module) -> bool:
+    """Whether every parameter and buffer of the model is finite."""
+    return all(bool(torch.isfinite(t).all()) for t in (*model.parameters(), *model.buffers())
+               if t.is_floating_point() or t.is_complex())
 
 
 def load_model_state(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
@@ -355,13 +370,23 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
     ckpt = None
     if cfg.resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
-        _check_resumable(ckpt["config"], cfg, K, int(ckpt["K"]))
-        model.load_state_dict(ckpt["model"])
-        restore_rng_state(ckpt["rng"])
-        step, rows = int(ckpt["step"]), list(ckpt["log"])
-        best, best_step = float(ckpt["best_nmse_db"]), int(ckpt["best_step"])
-        loss_sum, loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
-        last_loss = ckpt["last_loss"]
+        try:
+            _check_resumable(ckpt["config"], cfg, K, int(ckpt["K"]))
+            model.load_state_dict(ckpt["model"])
+            restore_rng_state(ckpt["rng"])
+            step, rows = int(ckpt["step"]), list(ckpt["log"])
+            best, best_step = float(ckpt["best_nmse_db"]), int(ckpt["best_step"])
+            loss_sum, loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
+            last_loss = ckpt["last_loss"]
+        except (KeyError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+            what = f"lacks the entry {e.args[0]!r}" if isinstance(e, KeyError) else (
+                f"does not fit this model or run ({str(e).splitlines()[0][:200]})")
+            raise CheckpointError(f"{last_path}: cannot resume: the checkpoint {what}") from None
+        if not 0 <= step <= total:
+            raise CheckpointError(f"{last_path}: cannot resume: it claims step {step} of a "
+                                  f"{total}-step run")
+        if not _finite_weights(model):
+            raise CheckpointError(f"{last_path}: cannot resume: the saved weights are not finite")
     resumed_from = step if ckpt is not None else None
 
     def stage_at(s: int) -> int:
@@ -445,8 +470,15 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
             bar.update(1)
             over_time = any_flag(cfg.time_budget is not None
                                  and time.monotonic() - started > cfg.time_budget, world)
+            if (step % cfg.eval_every == 0 or step == total or over_time) and not _finite_weights(model):
+                _diverge(model, last_path, out, rows, meta, step - 1, stage, "the weights are not finite "
+                         "after the update", updated=True)
             if (step % cfg.eval_every == 0 or step == total) and world.main:
                 layer_nmse = evaluate_layers(model, test, cfg.eval_batch_size)
+                if not math.isfinite(layer_nmse[-1]) and layer_nmse[-1] != float("-inf"):
+                    _diverge(model, last_path, out, rows, meta, step - 1, stage,
+                             f"the test NMSE is {layer_nmse[-1]} (the outputs are not finite)",
+                             updated=True)
                 rows.append({
                     "step": step,
                     "stage": stage.name,
@@ -494,13 +526,17 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
     )
 
 
-def _diverge(model, last_path: Path, out: Path, rows, meta, step: int, stage: Stage, what: str):
+def _diverge(model, last_path: Path, out: Path, rows, meta, step: int, stage: Stage, what: str,
+             updated: bool = False):
     """Restore the last good weights, record the failure in the logs and raise TrainingDiverged."""
     good = load_model_state(model, last_path)
+    advice = ("Try a smaller learning rate (--lr), gradient clipping, or float64." if step > 0 or updated else
+              "This happened before any update, so the learning rate is not the cause: check the "
+              "data and operators for NaN/Inf or zeros, and the options (e.g. --snr).")
     message = (
         f"training diverged at step {step + 1} ({stage.name}, lr {stage.lr:g}): {what}. "
         f"The model was restored from the last good checkpoint {last_path} (step {int(good['step'])}), "
-        "which is kept. Try a smaller learning rate (--lr), gradient clipping, or float64."
+        f"which is kept. {advice}"
     )
     _write_logs(out, rows, meta(f"diverged: {message}"))
     raise TrainingDiverged(message, step=step + 1, checkpoint=last_path)
