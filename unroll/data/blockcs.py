@@ -76,9 +76,9 @@ def load_phi(data_dir: str | os.PathLike | None, ratio: float, seed: int = 0) ->
     n = BLOCK * BLOCK
     path = Path(data_dir) / "cs_phi" / f"phi_0_{label}_{n}.mat" if data_dir is not None else None
     if path is not None and path.is_file():
-        import scipy.io
+        from .checked import checked, read_mat
 
-        phi = np.asarray(scipy.io.loadmat(str(path))["phi"], dtype=np.float64)
+        phi = checked(read_mat(path, "phi"), path, "variable 'phi'", nonzero=True)
         if phi.ndim != 2 or phi.shape[1] != n:
             raise ValueError(f"{path}: 'phi' has shape {phi.shape}, expected [M, {n}]")
         return phi, f"Phi from {path} ({phi.shape[0]}x{n})"

@@ -41,9 +41,9 @@ def luminance(rgb: np.ndarray, studio: bool = False) -> np.ndarray:
 
 def load_grey(path: str | os.PathLike, studio: bool = False) -> np.ndarray:
     """An image file as [h, w] float64 in [0, 1]: grey and palette images as is, RGB via :func:`luminance`."""
-    from PIL import Image
+    from .checked import open_image
 
-    with Image.open(path) as im:
+    with open_image(path) as im:
         if im.mode in ("RGB", "RGBA") or (im.mode == "P" and _palette_is_colour(im)):
             y = luminance(np.asarray(im.convert("RGB")), studio=studio)
         elif im.mode in ("L", "P", "LA"):

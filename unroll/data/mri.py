@@ -109,7 +109,8 @@ def load_mask(
     """
     path = Path(data_dir) / "mri" / "masks" / f"mask_{percent}.mat" if data_dir is not None else None
     if path is not None and path.is_file():
-        centred = read_mat_v73(path, "mask")
+        from .checked import checked, read_mat
+        centred = checked(read_mat(path, "mask"), path, "variable 'mask'", nonzero=True)
         src = f"mask {path}"
     else:
         where = f"{path} not found" if path is not None else "no data directory"
@@ -143,7 +144,8 @@ def load_chest(data_dir: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
     files = sorted(folder.glob("im-*.mat"), key=_number)
     if not files:
         raise FileNotFoundError(f"no chest images im-*.mat in {folder}")
-    return [(p.stem, read_mat_v73(p, "im_ori")) for p in files]
+    from .checked import checked, read_mat
+    return [(p.stem, checked(read_mat(p, "im_ori"), p, "variable 'im_ori'")) for p in files]
 
 
 def load_brain(data_dir: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
@@ -155,8 +157,9 @@ def load_brain(data_dir: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
     if not files:
         raise FileNotFoundError(f"no brain test PNGs in {folder}")
     out = []
+    from .checked import open_image
     for p in files:
-        with Image.open(p) as im:
+        with open_image(p) as im:
             out.append((p.stem, np.asarray(im.convert("L"), dtype=np.float64) / 255.0))
     return out
 

@@ -36,14 +36,14 @@ def load_standard_problem(
     sparse_dir = Path(data_dir) / "sparse" if data_dir is not None else None
     d_path = sparse_dir / "D.mat" if sparse_dir is not None else None
     if d_path is not None and d_path.is_file():
-        import scipy.io
+        from .checked import checked, read_mat, read_npy
 
-        A = np.asarray(scipy.io.loadmat(str(d_path))["D"], dtype=np.float64)
+        A = checked(read_mat(d_path, "D"), d_path, "variable 'D'", nonzero=True)
         parts = [f"A from {d_path} ({A.shape[0]}x{A.shape[1]})"]
         x_path = sparse_dir / "xtest_n500_p10.npy"
         x_test = None
         if x_path.is_file():
-            x_test = np.ascontiguousarray(np.load(x_path).T)
+            x_test = np.ascontiguousarray(checked(read_npy(x_path), x_path, "the test codes").T)
             if x_test.shape[1] != A.shape[1]:
                 raise ValueError(
                     f"{x_path}: test codes have length {x_test.shape[1]} but A has {A.shape[1]} columns"

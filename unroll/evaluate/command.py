@@ -18,7 +18,13 @@ def run_eval(args: argparse.Namespace) -> int:
 
     model, _ = load_for_eval(args.spec, args.ckpt, args.K, args.device)
     if "Phi" not in tuple(model.operator_names):  # not block CS: the CS-MRI evaluation (operator P)
+        from ..data.mri import fits_mri
         from .mri import run_eval_command
+        if not fits_mri(model.unfolded.program):
+            raise ValueError(f"unroll eval measures block CS (an operator Phi) and CS-MRI models (a "
+                             f"real mask operator, a complex input, a target image); "
+                             f"{model.spec_name} is neither (operators: "
+                             f"{', '.join(model.operator_names)}). Evaluate it from Python instead.")
 
         return run_eval_command(args, model)
     data_dir, where = resolve_data_dir(args.data)
