@@ -42,7 +42,8 @@ def test_zoo_specs_parse_with_spans(name):
         assert s.span.file == spec.file and 1 <= s.span.line <= len(lines)
         first_word = lines[s.span.line - 1][s.span.col - 1:].split()[0]
         assert first_word in ("algorithm", "dims", "operator", "input", "target", "const", "cost",
-                              "learn", "state", "iterate", "output", "loss", "block", "solve")
+                              "learn", "state", "iterate", "output", "loss", "block", "solve",
+                              "finally")
 
 
 def test_lista_ast():

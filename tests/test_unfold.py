@@ -35,7 +35,7 @@ def test_graph_lints_and_has_node_attributes(name):
     for n, data in g.nodes(data=True):
         for key in ("op", "shape", "dtype", "layer", "span", "label"):
             assert key in data, (n, key)
-        assert isinstance(data["layer"], int) and -1 <= data["layer"] < K
+        assert isinstance(data["layer"], int) and -1 <= data["layer"] < u.K
         assert data["shape"].startswith("[") and data["label"]
     for a, b, data in g.edges(data=True):
         assert "pos" in data and b in g and a in g

@@ -119,11 +119,12 @@ def _plf(v, q, lo, hi, axis):
     return left + (t - i) * (right - left) + (v - vc)
 
 
-def _dct_filters(k: int) -> np.ndarray:
+def _dct_filters(k: int, order: str = "C") -> np.ndarray:
     n = np.arange(k)
     basis = np.stack([np.cos(np.pi * (2 * n + 1) * u / (2 * k)) for u in range(k)])
     basis /= np.linalg.norm(basis, axis=1, keepdims=True)
-    return np.einsum("ux,vy->uvxy", basis, basis).reshape(k * k, k, k)[1:]
+    filt = np.einsum("ux,vy->uvxy", basis, basis).reshape(k * k, k, k)[1:]
+    return np.swapaxes(filt, -1, -2).copy() if order == "F" else filt
 
 
 def _diff_filters() -> np.ndarray:
@@ -144,6 +145,8 @@ NUMPY_OPS.update({
         np.conj(_otf(a[0], *a[1].shape[-2:])) * np.fft.fft2(a[1]))).sum(axis=-3),
     "otf": lambda a, r, s: _otf(a[0], *r.shape[-2:]),
     "sum_l": lambda a, r, s: np.sum(a[0], axis=-len(s[0].shape)),
+    "bank": lambda a, r, s: np.einsum("rl,rab->lab", a[0], a[1]),
+    "nonzero": lambda a, r, s: np.where(a[0] == 0, a[1], a[0]),
     "plf": lambda a, r, s: _plf(a[0], a[1], a[2], a[3], -len(s[0].shape)),
 })
 
@@ -155,7 +158,7 @@ def _arr(v) -> np.ndarray:
 
 _CONSTRUCT = {
     "grid": lambda rec: np.linspace(rec.attrs[1], rec.attrs[2], rec.attrs[0]),
-    "dct_filters": lambda rec: _dct_filters(rec.attrs[0]),
+    "dct_filters": lambda rec: _dct_filters(*rec.attrs),
     "diff_filters": lambda rec: _diff_filters(),
 }
 

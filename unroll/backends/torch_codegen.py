@@ -63,7 +63,8 @@ def _expr(g: Graph, node: str, names: dict[str, str], ctx: dict[str, str]) -> st
         n, lo, hi = rec.attrs
         return f"torch.linspace({literal(lo)}, {literal(hi)}, {n}, dtype={dtype}, device={ctx['device']})"
     if rec.op == "dct_filters":
-        return f"_dct_filters({rec.attrs[0]}, {dtype}, {ctx['device']})"
+        order = f", {rec.attrs[1]!r}" if rec.attrs[1:] == ("F",) else ""
+        return f"_dct_filters({rec.attrs[0]}, {dtype}, {ctx['device']}{order})"
     if rec.op == "diff_filters":
         return f"_diff_filters({dtype}, {ctx['device']})"
     if rec.op == "identity":
@@ -180,7 +181,7 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     w(f"class {cls}(torch.nn.Module):")
     w(f'"""The unrolled {p.name}: forward(**inputs) returns {", ".join(p.outputs)}."""', 1)
     w(f"spec_name = {p.name!r}", 1)
-    w(f"K = {u.K}", 1)
+    w(f"K = {u.iterations}  # iterations (as compiled); layers: {u.K}", 1)
     for label, names in (("input_names", list(p.inputs)), ("target_names", list(p.targets)),
                          ("output_names", list(p.outputs)), ("operator_names", ops),
                          ("state_names", states)):
@@ -215,7 +216,7 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
         if blk.tying == "shared":
             w(f"self.{attr_name(name)} = _block({layers!r}, dtype)", 2, None, str(blk.span))
         else:
-            w("for _layer in self.layers:", 2)
+            w(f"for _layer in self.layers{_upto(u, name)}:", 2)
             w(f"_layer.{attr_name(name)} = _block({layers!r}, dtype)", 3, None, str(blk.span))
     for name, lrn in p.learnables.items():
         init = u.inits[name]
@@ -228,7 +229,7 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
         if lrn.tying == "shared":
             w(f"self.{attr_name(name)} = torch.nn.Parameter(_init.clone())", 2)
         else:
-            w("for _layer in self.layers:", 2)
+            w(f"for _layer in self.layers{_upto(u, name)}:", 2)
             w(f"_layer.{attr_name(name)} = torch.nn.Parameter(_init.clone())", 3)
     w("", 1)
 
@@ -353,7 +354,7 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
             w(f"_values.update(('{name}.' + n, v) for n, v in self.{attr_name(name)}"
               ".named_parameters())", 2)
         else:
-            w("for _k, _layer in enumerate(self.layers):", 2)
+            w(f"for _k, _layer in enumerate(self.layers{_upto(u, name)}):", 2)
             w(f"_values.update((f'{name}_{{_k}}.' + n, v) for n, v in _layer.{attr_name(name)}"
               ".named_parameters())", 3)
     w("return _values", 2)
@@ -422,10 +423,17 @@ def _write_project(w: _Writer, u: Unfolded, has_layers: bool) -> None:
         if lrn.tying == "shared":
             w(f"self.{attr_name(name)}{clamp}", 2)
         else:
-            w("for _layer in self.layers:", 2)
+            w(f"for _layer in self.layers{_upto(u, name)}:", 2)
             w(f"_layer.{attr_name(name)}{clamp}", 3)
     w("return self", 2)
     w("", 1)
+
+
+def _upto(u: Unfolded, name: str) -> str:
+    """The slice of self.layers holding copies of a per-layer learnable or block (all of them
+    unless the `finally` layer does not use it)."""
+    n = u.copies.get(name, u.K)
+    return "" if n == u.K else f"[:{n}]"
 
 
 def _live(g: Graph, roots: list[str]) -> set[str]:

@@ -130,13 +130,26 @@ def plf(v, q, lo, hi, axis):
     return left + (t - i) * (right - left) + (v - vc)
 
 
-def _dct_filters(k, dtype, device):
-    """The k*k - 1 non-constant orthonormal 2-D DCT-II basis filters, [k*k - 1, k, k]."""
+def _dct_filters(k, dtype, device, order="C"):
+    """The k*k - 1 non-constant orthonormal 2-D DCT-II basis filters, [k*k - 1, k, k]; order "F"
+    transposes each atom (MATLAB's column-major reshape of the rows of kron(dctmtx, dctmtx))."""
     n = torch.arange(k, dtype=torch.float64)
     basis = torch.stack([torch.cos(torch.pi * (2 * n + 1) * u / (2 * k)) for u in range(k)])
     basis = basis / basis.norm(dim=1, keepdim=True)
     filt = torch.einsum("ux,vy->uvxy", basis, basis).reshape(k * k, k, k)[1:]
+    if order == "F":
+        filt = filt.transpose(-1, -2).contiguous()
     return filt.to(dtype=dtype, device=device)
+
+
+def _bank(G, B):
+    """Filter bank [L, a, b]: filter l is sum_r G[r, l] B[r] (coefficients G [R, L], atoms B)."""
+    return torch.einsum("rl,rab->lab", G, B)
+
+
+def _nonzero(v, e):
+    """v with its exact zeros replaced by e (a safe denominator)."""
+    return torch.where(v == 0, torch.as_tensor(e, dtype=v.dtype, device=v.device), v)
 
 
 def _diff_filters(dtype, device):
@@ -236,6 +249,8 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] =
     "cconv_t": lambda a, r, s: f"_cconv_t({a[0]}, {a[1]})",
     "otf": lambda a, r, s: f"_otf({a[0]}, {r.shape[-2]}, {r.shape[-1]})",
     "sum_l": lambda a, r, s: f"{a[0]}.sum(dim={-len(s[0].shape)})",
+    "bank": lambda a, r, s: f"_bank({a[0]}, {a[1]})",
+    "nonzero": lambda a, r, s: f"_nonzero({a[0]}, {a[1]})",
     "plf": lambda a, r, s: f"plf({a[0]}, {a[1]}, {a[2]}, {a[3]}, {-len(s[0].shape)})",
     "mse": lambda a, r, s: (f"torch.mean(torch.abs({a[0]} - {a[1]}) ** 2)" if r.dtype == "complex"
                             else f"torch.mean(({a[0]} - {a[1]}) ** 2)"),

@@ -60,6 +60,9 @@ def show_text(program: Program, K: int | None, given: dict[str, int]) -> str:
                                for s in p.states.values() if not s.aux])
     K_used = p.K if K is None else K
     out += _section(f"update (one iteration, K = {K_used})", equation_lines(p))
+    if p.final:
+        out += _section("after the last iteration (one more layer)",
+                        [f"finally {', '.join(p.final)}"])
     out += _section("outputs", list(p.outputs))
     if p.loss is not None:
         out += _section("loss", [to_text(p.loss)])
@@ -73,7 +76,8 @@ def show_text(program: Program, K: int | None, given: dict[str, int]) -> str:
     if u is None:
         out.append(f"parameters: unknown until the sizes are known ({_give_dims(missing)})")
     else:
-        out.append(f"parameters: {parameter_count(u):,} for K={u.K}"
+        out.append(f"parameters: {parameter_count(u):,} for K={u.iterations}"
+                   + (" and the finally layer" if p.final else "")
                    + (f" with {format_dims(dims)}" if dims else ""))
     return "\n".join(out)
 

@@ -256,8 +256,16 @@ class Checker:
 
     def call_special(self, e: ast.Call, ctx, env) -> Value:
         """Calls with arguments fixed in the spec: grid, dct_filters, diff_filters, otf."""
+        order = "C"
+        if e.func == "dct_filters" and len(e.kwargs) == 1 and e.kwargs[0][0] == "order":
+            got = e.kwargs[0][1]
+            if not (isinstance(got, ast.Name) and got.id in ("C", "F")):
+                raise self.err(SpecError, "dct_filters takes order = C (row-major atoms, the "
+                               "default) or order = F (column-major, as MATLAB reshapes)", got)
+            order, e = got.id, replace(e, kwargs=())
         if e.kwargs or e.bound:
-            raise self.err(SpecError, f"{e.func}() takes no keyword arguments", e)
+            raise self.err(SpecError, f"{e.func}() takes no keyword arguments", e,
+                           "dct_filters takes order = C | F" if e.func == "dct_filters" else None)
         if e.func == "grid":
             n, lo, hi = self._int_args(e, e.args, 3, "a count and a range: grid(101, -1, 1)")
             if n < 2 or n != int(n) or not lo < hi:
@@ -268,7 +276,7 @@ class Checker:
             if size < 2 or size != int(size):
                 raise self.err(SpecError, "dct_filters needs a size of at least 2", e)
             k = int(size)
-            return Value("dct_filters", (), (k,), (k * k - 1, k, k), False, "real", e.span)
+            return Value("dct_filters", (), (k, order), (k * k - 1, k, k), False, "real", e.span)
         if e.func == "diff_filters":
             self._int_args(e, e.args, 0, "no arguments")
             return Value("diff_filters", (), (), (2, 3, 3), False, "real", e.span)
@@ -411,6 +419,16 @@ class Checker:
                 raise self.err(ShapeError, f"{opname} needs {what}, got {fmt_shape(v.shape)}",
                                arg_nodes[1], self.describe(v, arg_nodes[1]))
             shape = (h.shape[0],) + v.shape if rule == "cconv" else v.shape[1:]
+        elif rule == "bank":
+            g, b = args
+            if len(g.shape) != 2 or g.batched:
+                raise self.err(ShapeError, f"bank takes coefficients G [R, L] first, got "
+                               f"{fmt_shape(g.shape)}", arg_nodes[0], self.describe(g, arg_nodes[0]))
+            if len(b.shape) != 3 or b.batched or b.shape[0] != g.shape[0]:
+                raise self.err(ShapeError, f"bank needs atoms [{g.shape[0]}, a, b] for G "
+                               f"{fmt_shape(g.shape)}, got {fmt_shape(b.shape)}", arg_nodes[1],
+                               self.describe(b, arg_nodes[1]))
+            shape = (g.shape[1],) + b.shape[1:]
         elif rule == "sum_l":
             if not args[0].shape:
                 raise self.err(ShapeError, "sum_l needs a stack [L, ...], got a scalar", node)
@@ -464,7 +482,7 @@ class Checker:
     # ---- statements ----
     def run(self) -> Program:
         stmts = self.spec.statements
-        name, desc, iterate, outputs, loss_node = None, None, None, None, None
+        name, desc, iterate, outputs, loss_node, final = None, None, None, None, None, None
         for s in stmts:
             kind = type(s).__name__
             if kind == "Algorithm":
@@ -511,6 +529,11 @@ class Checker:
                 if iterate is not None:
                     raise self.err(SpecError, "a spec has one iterate block", s)
                 iterate = s
+            elif kind == "Final":
+                if final is not None:
+                    raise self.err(SpecError, "a spec has one `finally` line", s,
+                                   f"list every state there: finally {', '.join(final.names + s.names)}")
+                final = s
             elif kind == "Output":
                 outputs = s
             elif kind == "Loss":
@@ -533,6 +556,11 @@ class Checker:
             if o not in self.states or self.states[o].aux:
                 raise self.err(NameError_, f"output '{o}' is not a state", outputs,
                                closest(o, self.states))
+        for n in (final.names if final is not None else ()):
+            if n not in self.states or self.states[n].aux:
+                raise self.err(NameError_, f"finally '{n}': not a state of the iteration", final,
+                               closest(n, [s for s in self.states if not self.states[s].aux])
+                               or "finally names states updated in the iterate block")
         loss = self.loss(loss_node) if loss_node is not None else None
         K = self.K_override if self.K_override is not None else iterate.count
         if K < 1:
@@ -543,7 +571,8 @@ class Checker:
                        {n: t for n, t in self.tensors.items() if t.kind == "input"},
                        {n: t for n, t in self.tensors.items() if t.kind == "target"},
                        self.consts, self.learnables, self.states, updates, equations, K,
-                       outputs.names, loss, self.cost_terms, self.blocks, spans)
+                       outputs.names, loss, self.cost_terms, self.blocks, spans,
+                       tuple(dict.fromkeys(final.names)) if final is not None else ())
 
     def learn(self, s: ast.Learn) -> None:
         tying = [m for m in s.modifiers if m in _MODIFIERS_TYING]

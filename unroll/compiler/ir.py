@@ -119,6 +119,7 @@ class Program:
     costs: dict[str, CostTerm] = field(default_factory=dict)
     blocks: dict[str, BlockDef] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)
+    final: tuple[str, ...] = ()  # states updated once more after the K iterations (`finally x`)
 
 
 def fmt_shape(shape: tuple) -> str:

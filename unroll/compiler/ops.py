@@ -84,9 +84,14 @@ _TABLE = [
     OpInfo("sum_l", (1, 1), "sum_l", None, "sum_l(v): sum over the leading (filter) axis"),
     OpInfo("plf", (4, 4), "plf", None, "plf(v, q, lo, hi): piecewise-linear function with values q "
            "[L, P] on P uniform points of [lo, hi] per channel l of v [L, ...], slope 1 beyond the ends", real_only=True),
+    OpInfo("bank", (2, 2), "bank", None, "bank(G, B): filter bank [L, a, b] whose filter l is "
+           "sum_r G[r, l] B[r], from coefficients G [R, L] on the atoms B [R, a, b]"),
+    OpInfo("nonzero", (2, 2), "elementwise", lambda v, e: v if v != 0 else e, "nonzero(v, e): v "
+           "with its exact zeros replaced by e (a safe denominator)"),
     OpInfo("grid", (0, 0), "custom", None, "grid(P, lo, hi): P uniform points of [lo, hi]"),
     OpInfo("dct_filters", (0, 0), "custom", None, "dct_filters(s): the s*s-1 non-constant 2-D DCT "
-           "basis filters of size s x s, [s*s-1, s, s]"),
+           "basis filters of size s x s, [s*s-1, s, s]; dct_filters(s, order = F) gives each atom "
+           "transposed (MATLAB's column-major reshape of kron(dctmtx(s), dctmtx(s)) rows)"),
     OpInfo("diff_filters", (0, 0), "custom", None, "diff_filters(): horizontal and vertical "
            "finite-difference filters, [2, 3, 3]"),
     OpInfo("reshape", (1, 1), "custom", None, "reshape(v, [c, h, w]): same entries, new shape"),
@@ -118,6 +123,7 @@ FUNCTIONS: dict[str, str] = {
     "nonneg": "nonneg", "box": "box",
     "fft2": "fft2", "ifft2": "ifft2", "real": "real", "imag": "imag", "conj": "conj",
     "cconv": "cconv", "cconv_t": "cconv_t", "sum_l": "sum_l", "plf": "plf",
+    "bank": "bank", "nonzero": "nonzero",
 }
 
 # Calls whose arguments are numbers or shapes fixed in the spec (handled in check.call_special).

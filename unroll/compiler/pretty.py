@@ -34,6 +34,9 @@ _LEAVES: dict[str, Callable[[Value], str]] = {
     "identity": lambda v: "I",
     "index": lambda v: "k",
     "zeros": lambda v: "0",
+    "grid": lambda v: "grid({}, {:g}, {:g})".format(*v.attrs),
+    "dct_filters": lambda v: f"dct_filters({v.attrs[0]}" + (", order = F)" if v.attrs[1:] == ("F",)
+                                                            else ")"),
 }
 
 

@@ -46,6 +46,12 @@ class Unfolded:
     loss_states: dict[str, str] = field(default_factory=dict)     # state -> loss-graph leaf
     objective_graph: Graph | None = None  # the cost terms of the first output, per layer
     objective_node: str | None = None
+    copies: dict[str, int] = field(default_factory=dict)  # per-layer learnable/block -> copies
+
+    @property
+    def iterations(self) -> int:
+        """Full iterations; K counts one more layer when the spec ends with `finally`."""
+        return self.K - (1 if self.program.final else 0)
 
     @property
     def nx(self):
@@ -187,13 +193,19 @@ def _size(shape: tuple) -> int:
 
 
 def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfolded:
-    """Unfold `program` K times (default: the spec's K) with concrete `dims`."""
+    """Unfold `program` K times (default: the spec's K) with concrete `dims`; a `finally` line
+    adds one more layer (so the result has K + 1 layers) updating only the states it names."""
     K = program.K if K is None else K
     if K < 1:
         raise SpecError(f"K must be at least 1, got {K}")
     ns = Namespace()
     build, graph = Graph(Namespace()), Graph(ns)
-    out = Unfolded(program, dict(dims), K, build, graph, None)
+    layers = K + (1 if program.final else 0)
+    out = Unfolded(program, dict(dims), layers, build, graph, None)
+    in_final = _final_uses(program)
+    for name, blk in program.blocks.items():
+        if blk.tying == "per_layer":
+            out.copies[name] = K + (name in in_final)
 
     # Build time: operators are leaves, consts and initial values are computed once.
     bi = _Instantiator(build, dims, program)
@@ -233,7 +245,8 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
             out.params[node] = ParamInfo(node, name, None, shape, lrn.constraint)
         else:
             per_layer[name] = []
-            for k in range(K):
+            out.copies[name] = K + (name in in_final)
+            for k in range(out.copies[name]):
                 node = graph.add("param", (), (name, k), shape, "real", False, k, lrn.span,
                                  f"{name}_{k}", f"{name}[{k}]")
                 per_layer[name].append(node)
@@ -246,14 +259,17 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
         state0[name] = fi.fill(node, fi.concrete(st.shape, st.span), st.dtype, st.span)
         leaves[("state", name)] = state0[name]
     out.state_nodes.append(state0)
-    for k in range(K):
+    for k in range(layers):
         lv = dict(leaves)
         for name, nodes in per_layer.items():
-            lv[("param", name)] = nodes[k]
+            if k < len(nodes):  # the final layer has copies of what its updates use only
+                lv[("param", name)] = nodes[k]
         for name in program.states:
             lv[("state", name)] = out.state_nodes[-1][name]
         lmemo: dict[int, str] = {}
-        after = {name: fi(program.updates[name], lv, k, lmemo) for name in program.states}
+        now = program.states if k < K else program.final
+        after = dict(out.state_nodes[-1])
+        after.update({name: fi(program.updates[name], lv, k, lmemo) for name in now})
         out.state_nodes.append(after)
     graph.lint()
     build.lint()
@@ -265,6 +281,17 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
         out.objective_graph, out.objective_node, _ = _side_graph(program, dims, leaves, out,
                                                                  objective)
     return out
+
+
+def _final_uses(program: Program) -> set[str]:
+    """Names of the learnables and blocks that the `finally` updates read."""
+    from .algebra import walk
+    used: set[str] = set()
+    for name in program.final:
+        for v in walk(program.updates[name]):
+            if v.op in ("param", "block") and v.attrs:
+                used.add(v.attrs[0])
+    return used
 
 
 def _objective(program: Program) -> Value | None:

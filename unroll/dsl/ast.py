@@ -8,7 +8,7 @@ from ..errors import Span
 __all__ = [
     "Node", "Expr", "Number", "Name", "Call", "BinOp", "Neg", "Transpose", "Norm", "ListExpr",
     "Dim", "Algorithm", "DimDecl", "Dims", "TensorDecl", "Const", "Cost", "Learn", "State",
-    "Assign", "Iterate", "Output", "Loss", "Solve", "Layer", "Block", "Spec",
+    "Assign", "Iterate", "Final", "Output", "Loss", "Solve", "Layer", "Block", "Spec",
 ]
 
 
@@ -151,6 +151,14 @@ class Iterate(Node):
     count_name: str
     count: int
     body: tuple[Assign, ...]
+
+
+@dataclass(frozen=True)
+class Final(Node):
+    """`finally x`: after the K iterations, one more layer that updates only these states (by
+    their rules in the iterate block, with their own copy of the per-layer learnables)."""
+
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,10 @@ class _ToAst(Transformer):
         return ast.Output(self._s(meta), tuple(str(n) for n in c))
 
     @v_args(meta=True)
+    def final(self, meta, c):
+        return ast.Final(self._s(meta), tuple(str(n) for n in c))
+
+    @v_args(meta=True)
     def loss(self, meta, c):
         return ast.Loss(self._s(meta), c[0])
 
