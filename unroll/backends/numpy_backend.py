@@ -299,7 +299,9 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
 
 
 def _layer_param(u: Unfolded, name: str, k: int) -> str:
-    """The forward-graph node of layer k's copy of the per-layer learnable `name`."""
+    """The forward-graph node of layer k's copy of the per-layer learnable `name` (its last copy
+    when a `finally` layer k does not use it)."""
+    k = min(k, u.copies.get(name, u.K) - 1)
     return next(n for n, i in u.params.items() if i.name == name and i.layer == k)
 
 

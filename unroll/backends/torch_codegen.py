@@ -384,7 +384,9 @@ def _side(w: _Writer, u: Unfolded, g: Graph, result: str, leaf, constraint: dict
             names[n] = n
             where = "self." + attr_name(rec.attrs[0])
             if lrn.tying == "per_layer":
-                where = f"self.layers[{layer}].{attr_name(rec.attrs[0])}"
+                n_copies = u.copies.get(rec.attrs[0], u.K)  # fewer when `finally` does not use it
+                at = layer if n_copies == u.K else f"min({layer}, {n_copies - 1})"
+                where = f"self.layers[{at}].{attr_name(rec.attrs[0])}"
             w(f"{n} = {constraint[lrn.constraint].format(where)}", 2)
     _body(w, g, [n for n in g if n in live and n not in names], names, ctx, 2)
     return names[result]
