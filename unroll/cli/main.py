@@ -14,11 +14,12 @@ from .common import CLIError
 from .guard import check_args, report_internal_error
 from ..evaluate import command as eval_cmd
 from ..reproduce import command as reproduce_cmd
+from ..published import command as import_cmd
 
 __all__ = ["main", "build_parser"]
 
 _REGISTER = (inspect_cmds.add_parsers, build_cmds.add_parsers, train_cmd.add_parser,
-             eval_cmd.add_parser, reproduce_cmd.add_parser,
+             eval_cmd.add_parser, reproduce_cmd.add_parser, import_cmd.add_parser,
              demo_cmd.add_parser)
 
 

@@ -58,6 +58,18 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from .run_dir import check_settings, claim_out_dir, task_settings
 
+    init = None
+    if args.init:
+        from ..evaluate.loading import spec_of_checkpoint
+        from ..train.warm_start import read_init
+
+        init = read_init(args.init)
+        spec = spec_of_checkpoint(args.spec, init.saved)
+        if args.K is None and init.K is not None:
+            args.K = init.K
+        if str(spec) != str(args.spec):
+            print(f"--init {init.path.name} belongs to {spec}: training that")
+            args.spec = spec
     program = load_program(args.spec, args.K)
     out = Path(args.out or f"runs/{program.name.lower()}")
     note = claim_out_dir(out, args.resume, args.overwrite)
@@ -73,8 +85,23 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"task: {task.describe()}")
     check_settings(out, task_settings(program, args, data_dir, task.describe()), args.resume)
     dtype = torch.float64 if args.float64 else torch.float32
-    model = compile_spec(program, args.K, dtype=dtype, device=args.device, fast=args.fast,
-                         **task.operators())
+    operators = task.operators()
+    if init is not None:
+        from ..train.warm_start import operators_with_init
+
+        init_op = (getattr(task, "names", None) or {}).get("init")  # block CS: Q, not used to measure
+        measuring = {o for o in operators if o != init_op}
+        operators, notes = operators_with_init(operators, init, measuring)
+        for note in notes:
+            print(note)
+    model = compile_spec(program, args.K, dtype=dtype, device=args.device, fast=args.fast, **operators)
+    if init is not None:
+        from ..train.warm_start import load_init
+
+        load_init(model, init)
+        print(f"initialised from {args.init} ({len(init.state)} tensors"
+              + (f", imported from {init.saved['imported']['source_file']}" if "imported" in init.saved else "")
+              + ")")
     if args.fast:
         print(f"fast path: torch.compile cold start {_warm_up(model, task, args):.1f}s "
               "(first training step)")
@@ -167,6 +194,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
     p.add_argument("--out", metavar="DIR", help="run directory for checkpoints and logs "
                    "(default runs/<spec name>)")
+    p.add_argument("--init", metavar="CK", default=None,
+                   help="start from these weights: an imported paper checkpoint (unroll import), a "
+                   "training checkpoint or a state dict; K defaults to the checkpoint's")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out (same settings needed)")
     p.add_argument("--overwrite", action="store_true",

@@ -16,7 +16,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from .figures import side_by_side, write_reconstructions
     from .loading import load_for_eval, sampling_matrix
 
-    model, _ = load_for_eval(args.spec, args.ckpt, args.K, args.device)
+    model, saved = load_for_eval(args.spec, args.ckpt, args.K, args.device)
+    if args.images is not None:
+        return run_folder(args, model, saved)
     if "Phi" not in tuple(model.operator_names):  # not block CS: the CS-MRI evaluation (operator P)
         from ..data.mri import fits_mri
         from .mri import run_eval_command
@@ -56,6 +58,39 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_folder(args: argparse.Namespace, model, saved) -> int:
+    """``--images DIR``: every image of the folder, per-image table and mean; ``--json`` writes the scores."""
+    from .folder import SSIM_VARIANTS, evaluate_folder, folder_json, format_folder_table
+    from .loading import sampling_matrix
+
+    protocol = (saved.get("imported") or {}).get("protocol") or {}
+    if "Phi" in tuple(model.operator_names):
+        phi = sampling_matrix(model)
+        what = f"block CS, Phi {phi.shape[0]}x{phi.shape[1]} ({100 * phi.shape[0] / phi.shape[1]:.1f}%)"
+        if args.ratio is not None:
+            from ..data.blockcs import measurements_for_ratio
+            if measurements_for_ratio(args.ratio, phi.shape[1]) != phi.shape[0]:
+                raise ValueError(f"--ratio {args.ratio:g} does not match the checkpoint's Phi "
+                                 f"({phi.shape[0]} measurements per block)")
+    else:
+        P = getattr(model, model.operator_names[0]).detach().cpu().double().numpy()
+        what = f"CS-MRI, mask {P.shape[0]}x{P.shape[1]} ({100 * P.mean():.1f}% sampled)"
+        if getattr(args, "mask", None) is not None and abs(100 * P.mean() - args.mask) > 2.5:
+            raise ValueError(f"--mask {args.mask:g} does not match the checkpoint's mask "
+                             f"({100 * P.mean():.1f}% sampled)")
+    print(f"{model.spec_name} (K={model.K}) from {args.ckpt}: {what}")
+    scores = evaluate_folder(model, args.images, ssim=args.ssim, protocol=protocol)
+    clip = protocol.get("clip", "Phi" in tuple(model.operator_names))
+    print(f"PSNR and SSIM on the 0-255 scale, output {'clipped to [0, 1]' if clip else 'not clipped'}; "
+          f"SSIM: {args.ssim} ({SSIM_VARIANTS[args.ssim][1]})")
+    print(format_folder_table(scores))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(folder_json(scores), indent=1), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _close(a, b) -> bool:
     import numpy as np
 
@@ -69,7 +104,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Rebuild SPEC with the checkpoint's operators and weights. Block CS (operator "
         "Phi): reconstruct every test image block by block (33x33, zero-padded at right/bottom) and "
         "print PSNR and SSIM on the 0-255 scale per image, as ISTA-Net's Table 1. CS-MRI (operator "
-        "P): zero-filled / TV-ADMM / model table, as ADMM-Net.")
+        "P): zero-filled / TV-ADMM / model table, as ADMM-Net. With --images DIR: every image of "
+        "DIR through the model, per-image PSNR/SSIM and the mean (--json for a file).")
     p.add_argument("spec", metavar="SPEC", help="the spec the weights were trained with (zoo:ista_net_plus)")
     p.add_argument("--ckpt", required=True, metavar="PATH", help="a training checkpoint (last.pt/best.pt) "
                    "or a state dict")
@@ -79,6 +115,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="DIR", help="data directory with images/set11 (default: "
                    "$UNROLL_DATA, else built-in synthetic images)")
     p.add_argument("--out", metavar="DIR", help="write <image>_rec.png, side_by_side.png and scores.json here")
+    p.add_argument("--images", metavar="DIR", default=None, help="evaluate every image of DIR instead: "
+                   "PNG/TIFF/JPEG/BMP (colour -> BT.601 luminance Y, 8-bit rounded as OpenCV) and "
+                   ".mat v5/v7.3 (variable im_ori or the only 2-D array); block CS or CS-MRI by the "
+                   "model's operators")
+    p.add_argument("--json", metavar="OUT", default=None, help="with --images: write {mean_psnr, "
+                   "mean_ssim, images: [{name, psnr, ssim}]} to OUT")
+    p.add_argument("--ssim", choices=("skimage", "gaussian"), default="skimage",
+                   help="with --images: SSIM variant; skimage = scikit-image's default 7x7 uniform "
+                   "window (ISTA-Net's numbers, default), gaussian = Wang et al.'s 11x11 Gaussian")
     p.add_argument("--batch-size", type=int, default=256, metavar="B", help="blocks per forward pass")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     from .mri import add_eval_arguments

@@ -10,7 +10,7 @@ import torch
 
 from ..train.checkpoint import CheckpointError, load_checkpoint
 
-__all__ = ["state_dict_of", "model_from_state", "load_for_eval", "sampling_matrix"]
+__all__ = ["state_dict_of", "model_from_state", "load_for_eval", "sampling_matrix", "spec_of_checkpoint"]
 
 
 def state_dict_of(saved: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -20,8 +20,9 @@ def state_dict_of(saved: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def model_from_state(spec: str | Path, state: Mapping[str, torch.Tensor], K: int | None = None,
-                     device: str | torch.device | None = None) -> torch.nn.Module:
-    """Compile ``spec`` with the operators stored as buffers in ``state`` and load the weights."""
+                     device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """Compile ``spec`` with the operators stored as buffers in ``state`` and load the weights
+    (in ``dtype``, default: float64 when the saved weights are, else float32)."""
     import unroll
 
     program = unroll.check(spec)
@@ -32,7 +33,10 @@ def model_from_state(spec: str | Path, state: Mapping[str, torch.Tensor], K: int
     if bad:
         raise CheckpointError(f"the saved operator {bad[0]} is not a tensor")
     ops = {o: state[o].detach().cpu().double().numpy() for o in program.operators}
-    model = unroll.compile(spec, K=K, **ops)
+    if dtype is None:
+        floats = [v.dtype for k, v in state.items() if k not in ops and v.is_floating_point()]
+        dtype = torch.float64 if floats and all(d == torch.float64 for d in floats) else torch.float32
+    model = unroll.compile(spec, K=K, dtype=dtype, **ops)
     try:
         model.load_state_dict({k: v for k, v in state.items()})
     except (RuntimeError, TypeError, AttributeError) as e:
@@ -75,6 +79,7 @@ def load_for_eval(spec: str | Path, ckpt: str | os.PathLike, K: int | None = Non
     state = state_dict_of(saved)
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{ckpt}: holds no model weights (a dict of tensors)")
+    spec = spec_of_checkpoint(spec, saved)
     try:
         model = model_from_state(spec, state, K, device)
     except CheckpointError as e:
@@ -84,3 +89,14 @@ def load_for_eval(spec: str | Path, ckpt: str | os.PathLike, K: int | None = Non
         raise CheckpointError(f"{ckpt}: the saved weights are not finite (NaN or Inf): the run that "
                               "wrote them diverged")
     return model, dict(saved)
+
+
+def spec_of_checkpoint(spec: str | Path, saved: Mapping[str, Any]) -> str | Path:
+    """The spec to compile: the checkpoint's own (its ``spec`` entry) when ``spec`` names it or one
+    of its aliases (zoo:admm_net for an imported zoo:admm_net_exact), else ``spec`` as given."""
+    recorded = saved.get("spec")
+    if not isinstance(recorded, str) or str(spec) == recorded or not str(recorded).startswith("zoo:"):
+        return spec
+    from ..published import aliases_of
+
+    return recorded if str(spec).removeprefix("zoo:") in aliases_of(recorded) else spec

@@ -4,9 +4,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["names", "list", "path", "citation", "pretrained"]
+__all__ = ["names", "list", "path", "citation", "pretrained", "load_published"]
 
 from .weights import pretrained
+
+
+def load_published(spec: str, checkpoint, **options):
+    """The authors' released weights ``checkpoint`` run as ``spec`` (see :func:`unroll.published.load_published`)."""
+    from ..published import load_published as _load
+
+    return _load(spec, checkpoint, **options)
 
 _DIR = Path(__file__).parent
 _HEADER = re.compile(r'^\s*algorithm\s+\w+\s*(?:"([^"]*)")?', re.M)
