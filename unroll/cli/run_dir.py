@@ -47,7 +47,7 @@ def task_settings(program, args, data_dir: Any, task_text: str) -> dict[str, Any
         "data": str(Path(data_dir).resolve()) if data_dir is not None else None,
         "task": task_text,
         **{k: getattr(args, k, None) for k in ("p", "snr", "mask", "size", "ratio", "blocks",
-                                                "float64", "amp")},
+                                                "float64", "amp", "operator", "test_fraction")},
     }
 
 

@@ -33,20 +33,91 @@ def _given(args: argparse.Namespace, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _main_operator(program: Program) -> str | None:
+    """The sparse-coding dictionary among the operators: the only one, else the one named A or D
+    (the others, e.g. ALISTA's W, are extra operators the task supplies)."""
+    ops = list(program.operators)
+    if len(ops) == 1:
+        return ops[0]
+    named = [o for o in ("A", "D") if o in ops]
+    return named[0] if named else None
+
+
 def _is_sparse_coding(program: Program) -> bool:
-    ops, ins, tgs = (list(t.values()) for t in (program.operators, program.inputs, program.targets))
-    return (len(ops) == 1 and len(ins) == 1 and len(tgs) == 1 and len(ops[0].shape) == 2
-            and len(ins[0].shape) == 1 and len(tgs[0].shape) == 1 and ops[0].dtype == "real")
+    ins, tgs = list(program.inputs.values()), list(program.targets.values())
+    main = _main_operator(program)
+    if main is None or len(ins) != 1 or len(tgs) != 1:
+        return False
+    op = program.operators[main]
+    return (len(op.shape) == 2 and len(ins[0].shape) == 1 and len(tgs[0].shape) == 1
+            and op.dtype == "real" and all(t.dtype == "real" for t in program.operators.values()))
+
+
+def _extra_operators(program: Program, main: str, given: dict, data_dir) -> dict[str, Any]:
+    """Operators besides the dictionary: from --operator, else DIR/sparse/NAME.npy (ALISTA's W)."""
+    from pathlib import Path
+
+    import numpy as np
+    out = {}
+    for name in program.operators:
+        if name == main:
+            continue
+        path = Path(data_dir) / "sparse" / f"{name}.npy" if data_dir is not None else None
+        if name in given:
+            out[name] = given[name]
+        elif path is not None and path.is_file():
+            out[name] = np.load(path, allow_pickle=False)
+        else:
+            raise CLIError(f"the spec's operator {name} is not given: pass --operator {name}=FILE"
+                           + (f" (or put it in {path})" if path is not None else ""))
+    return out
+
+
+def _given_operators(args: argparse.Namespace) -> dict[str, Any]:
+    """The `--operator NAME=FILE` options, read."""
+    from ..data.arrays import read_operator
+    out = {}
+    for text in getattr(args, "operator", None) or []:
+        name, array, _ = read_operator(text)
+        out[name] = array
+    return out
+
+
+def is_data_file(data: str | None) -> bool:
+    """Whether `--data` names a file of arrays (else it is a data directory)."""
+    from pathlib import Path
+
+    from ..data.arrays import SUFFIXES
+    return data is not None and (Path(data).is_file() or Path(data).suffix.lower() in SUFFIXES)
 
 
 def task_for(program: Program, args: argparse.Namespace) -> Any:
-    """The training task for `program`, bound to its names; uses args.data, .p, .snr, .seed."""
+    """The training task for `program`, bound to its names; uses args.data, .p, .snr, .seed,
+    .operator. `--data FILE` trains on the arrays in FILE (any spec)."""
     from ..data import SparseCodingTask, resolve_data_dir
+    given = _given_operators(args)
+    unknown = [n for n in given if n not in program.operators]
+    if unknown:
+        raise CLIError(f"--operator {unknown[0]}=...: the spec declares no operator {unknown[0]} "
+                       f"(it declares {', '.join(program.operators) or 'none'})")
+    if is_data_file(getattr(args, "data", None)):
+        from ..data.arrays import ArrayTask, read_arrays
+        return ArrayTask.for_spec(program, read_arrays(args.data), given, source=args.data,
+                                  test_fraction=getattr(args, "test_fraction", 0.1),
+                                  seed=getattr(args, "seed", 0))
     if _is_sparse_coding(program):
         data_dir, _ = resolve_data_dir(getattr(args, "data", None))
+        main = _main_operator(program)
         task = SparseCodingTask.from_data_dir(data_dir, p=getattr(args, "p", 0.1),
                                               snr_db=getattr(args, "snr", None),
-                                              seed=getattr(args, "seed", 0))
+                                              seed=getattr(args, "seed", 0),
+                                              extra=_extra_operators(program, main, given, data_dir),
+                                              names={"operator": main, "measurement":
+                                                     next(iter(program.inputs)), "target":
+                                                     next(iter(program.targets))})
+        if main in given:
+            task = SparseCodingTask(given[main], task.p, task.snr_db, task.seed, extra=task.extra,
+                                    names=task.names, source=f"{main} from --operator")
         return task.bind(_names(program))
     if {"Phi"} <= set(program.operators) <= {"Phi", "Q"}:  # block CS (ISTA-Net, FISTA-Net)
         from ..data.blockcs import PAPER_BLOCKS, BlockCSTask
@@ -65,4 +136,5 @@ def task_for(program: Program, args: argparse.Namespace) -> Any:
         f"no training task fits {program.name}: it declares operators "
         f"({', '.join(program.operators) or 'none'}), inputs ({', '.join(program.inputs) or 'none'}) "
         f"and targets ({', '.join(program.targets) or 'none'}). `unroll train` knows: "
-        + "; ".join(TASKS) + ". From Python, pass your own task to unroll.train.train.")
+        + "; ".join(TASKS) + ". Train it on your own arrays with --data FILE.npz (arrays named "
+        "after its inputs and targets), or from Python with unroll.data.ArrayTask.")

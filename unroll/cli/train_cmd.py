@@ -54,7 +54,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from ..data import resolve_data_dir
     from ..train import TrainConfig, train
     from .budget import pick_threads, steps_for_budget
-    from .tasks import task_for
+    from .tasks import is_data_file, task_for
 
     from .run_dir import check_settings, claim_out_dir, task_settings
 
@@ -75,7 +75,10 @@ def _run_train(args: argparse.Namespace) -> int:
     note = claim_out_dir(out, args.resume, args.overwrite)
     if note:
         print(note)
-    data_dir, where = resolve_data_dir(args.data)
+    if is_data_file(args.data):
+        data_dir, where = Path(args.data).resolve(), f"using arrays from {args.data} (--data)"
+    else:
+        data_dir, where = resolve_data_dir(args.data)
     print(where)
     if args.device == "cpu":
         before = torch.get_num_threads()
@@ -94,7 +97,9 @@ def _run_train(args: argparse.Namespace) -> int:
         operators, notes = operators_with_init(operators, init, measuring)
         for note in notes:
             print(note)
-    model = compile_spec(program, args.K, dtype=dtype, device=args.device, fast=args.fast, **operators)
+    dims = task.dims() if hasattr(task, "dims") else None
+    model = compile_spec(program, args.K, dims=dims, dtype=dtype, device=args.device, fast=args.fast,
+                         **operators)
     if init is not None:
         from ..train.warm_start import load_init
 
@@ -166,14 +171,24 @@ def _stage_steps(text: str) -> tuple[int, int, int]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register train."""
     p = sub.add_parser(
-        "train", help="train a spec on the task that fits it (sparse coding, CS-MRI, block CS)",
+        "train", help="train a spec on your arrays (--data FILE) or the task that fits it "
+        "(sparse coding, CS-MRI, block CS)",
         description="Compile a spec with its task's operators and train it with Adam, evaluating "
-        "NMSE per layer on a fixed test set. The task is picked from what the spec declares: "
-        + "; ".join(TASKS) + ". Prints the per-layer NMSE table and where checkpoints and logs "
+        "NMSE per layer on a fixed test set. With --data FILE any spec trains on the arrays in "
+        "FILE (a held-out split is the test set). Otherwise the task is picked from what the spec "
+        "declares: " + "; ".join(TASKS) + ". Prints the per-layer NMSE table and where checkpoints and logs "
         "are. Exit status 1 if training diverges.")
     add_spec_args(p, dims=False)
-    p.add_argument("--data", metavar="DIR", help="data directory (default: $UNROLL_DATA, else "
-                   "built-in generated data); sparse coding reads DIR/sparse/D.mat and test codes")
+    p.add_argument("--data", metavar="DIR|FILE", help="data directory (default: $UNROLL_DATA, else "
+                   "built-in generated data; sparse coding reads DIR/sparse/D.mat, test codes and "
+                   "extra operators DIR/sparse/NAME.npy), or a file of arrays (.npz, .pt, .mat) "
+                   "named after the spec's inputs and targets, one row per sample, to train any "
+                   "spec on (operators may be in the file too)")
+    p.add_argument("--operator", action="append", default=[], metavar="NAME=FILE",
+                   help="a fixed operator from a file (.npy, .npz, .pt, .mat: its only array, or "
+                   "the one named NAME); repeatable, e.g. --operator W=W.npy")
+    p.add_argument("--test-fraction", type=float, default=0.1, metavar="F",
+                   help="with --data FILE: the fraction of samples held out for testing (default 0.1)")
     p.add_argument("--steps", type=int, default=None, metavar="N",
                    help=f"optimizer steps (default {DEFAULT_STEPS}, or as many as fit --time-budget)")
     p.add_argument("--time-budget", type=duration_arg, default=None, metavar="T",

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .binding import bind_single_roles
+from .binding import TaskBindingError, bind_single_roles, spec_names
 
 __all__ = ["gaussian_dictionary", "load_standard_problem", "SparseCodingTask"]
 
@@ -77,6 +77,7 @@ class SparseCodingTask:
         n_test: int = 1000,
         names: Mapping[str, str] | None = None,
         source: str = "",
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         A = A.detach().cpu().numpy() if isinstance(A, torch.Tensor) else np.asarray(A)
         if A.ndim != 2:
@@ -96,6 +97,7 @@ class SparseCodingTask:
         self.n_test = int(n_test) if self.x_test is None else self.x_test.shape[0]
         self.names = dict(_DEFAULT_NAMES if names is None else names)
         self.source = source
+        self.extra = {k: np.asarray(v) for k, v in (extra or {}).items()}  # more operators (ALISTA's W)
         self._A_t = torch.as_tensor(self.A, dtype=dtype)
         self._test: dict[str, torch.Tensor] | None = None
 
@@ -122,10 +124,28 @@ class SparseCodingTask:
         return f"sparse coding n={self.n} m={self.m} p={self.p:g} {noise}{src}"
 
     def bind(self, model_or_names: Any) -> "SparseCodingTask":
-        """A copy whose batches and operators use the spec's names; ValueError if roles don't fit."""
-        names = bind_single_roles(model_or_names, "the sparse-coding task", _ROLE_KINDS)
+        """A copy whose batches and operators use the spec's names; ValueError if roles don't fit.
+
+        With several operators, A is the one this task's names call the operator (default `A`);
+        every other one must be among the task's `extra` operators."""
+        ops = spec_names(model_or_names)["operator_names"]
+        roles = {k: v for k, v in _ROLE_KINDS.items() if k != "operator" or len(ops) <= 1}
+        names = bind_single_roles(model_or_names, "the sparse-coding task", roles)
+        if len(ops) > 1:
+            if self.names["operator"] not in ops:
+                raise TaskBindingError(
+                    f"the sparse-coding task's operator is {self.names['operator']!r}, which the spec "
+                    f"does not declare (it declares {', '.join(ops)}); pass names={{'operator': ...}}")
+            names["operator"] = self.names["operator"]
+            missing = [o for o in ops if o != names["operator"] and o not in self.extra]
+            if missing:
+                raise TaskBindingError(
+                    f"the spec declares operator {', '.join(missing)} besides {names['operator']}; "
+                    f"give {'it' if len(missing) == 1 else 'them'} to the task (extra={{...}}, or "
+                    f"--operator {missing[0]}=FILE)")
         other = SparseCodingTask(
-            self.A, self.p, self.snr_db, self.seed, self.dtype, self.x_test, self.n_test, names, self.source
+            self.A, self.p, self.snr_db, self.seed, self.dtype, self.x_test, self.n_test, names, self.source,
+            self.extra,
         )
         other._test = None if self._test is None else {
             names[r]: self._test[self.names[r]] for r in ("measurement", "target")
@@ -134,7 +154,7 @@ class SparseCodingTask:
 
     def operators(self) -> dict[str, np.ndarray]:
         """The fixed operators keyed by spec name, to pass to ``unroll.compile(..., **ops)``."""
-        return {self.names["operator"]: self.A}
+        return {self.names["operator"]: self.A, **self.extra}
 
     def codes(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """[batch, m] codes: Bernoulli(p) support times N(0, 1) amplitudes."""
