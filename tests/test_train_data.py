@@ -213,7 +213,7 @@ def test_cli_trains_alista_with_w_from_the_data_dir(tmp_path, capsys):
     scipy.io.savemat(tmp_path / "sparse" / "D.mat", {"D": A})
     np.save(tmp_path / "sparse" / "W.npy", A / 12)
     args = ["train", "zoo:alista", "--K", "2", "--steps", "2", "--eval-every", "2",
-            "--batch-size", "4", "--out", str(tmp_path / "r"), "--quiet"]
+            "--batch-size", "4", "--out", str(tmp_path / "r"), "--quiet", "--overwrite"]
     code, out, err = run(capsys, *args, "--data", str(tmp_path))
     assert code == 0, err
     code, _, err = run(capsys, *args, "--data", str(tmp_path / "nothing"))
