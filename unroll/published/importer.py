@@ -92,8 +92,9 @@ def map_weights(fmt: Format, weights: Mapping[str, Any], where: str) -> tuple[in
             if tuple(t.shape) != tuple(rule.shape):
                 raise FormatMismatch(f"{where}: {src!r} has shape {list(t.shape)}, format {fmt.name!r} "
                                      f"expects {list(rule.shape)}")
-            out[rule.target_key(k)] = _as_tensor(rule.convert(t)) if rule.convert else t
-            mapping.append([src, rule.target_key(k)])
+            target = rule.target_key(k).replace("{K}", str(stages))  # {K}: the stage count
+            out[target] = _as_tensor(rule.convert(t)) if rule.convert else t
+            mapping.append([src, target])
     if staged and stages == 0:
         raise FormatMismatch(f"{where}: no stages found")
     return stages, out, mapping

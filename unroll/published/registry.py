@@ -23,7 +23,8 @@ Registering a format is one call::
 A new built-in format lives in its own module of this package, listed in ``BUILTIN_MODULES``.
 A reader returns the checkpoint's tensors under the authors' names (prefixes such as DataParallel's
 ``module.`` already stripped); every key must be matched by exactly one rule, every rule with
-``{k}`` must match for each stage 0..K-1, the source shape must equal ``Rule.shape`` and the
+``{k}`` must match for each stage 0..K-1 (``{K}`` in a target is the stage count, e.g. the
+layer after the last stage), the source shape must equal ``Rule.shape`` and the
 converted tensor must fit the compiled model's parameter, else :class:`FormatMismatch` names the
 first key that does not fit. ``convert`` (default: reshape to the target's shape) turns the
 authors' layout into ours, e.g. a transpose for MATLAB's column-major arrays.
@@ -125,7 +126,7 @@ def register(fmt: Format) -> Format:
 
 
 # The modules that register the built-in formats (imported on first use of the registry).
-BUILTIN_MODULES = ("ista",)
+BUILTIN_MODULES = ("ista", "admm_net")
 
 
 def _load_builtin() -> None:
