@@ -109,7 +109,7 @@ CASES = [
      ShapeError, 8, 9, "state x is complex but the new value is real", None),
     ("derivative_divides_by_zero", spec("x = x - grad(f, x)", state="state x : [m] = 0\n"
                                         "cost f(x) = 1/0 * ||A x - y||^2"),
-     DerivationError, 7, 13, "divides by zero", None),
+     SpecError, 7, 13, "divides by zero", "a value written in the spec must be finite"),
     # ---- tying and constraints ----
     ("shared_per_layer", spec("x = W y + x", decls="learn W : [m, n] = A' shared per_layer\n"),
      TyingError, 6, 1, "both shared and per_layer", "choose one tying"),

@@ -14,6 +14,7 @@ import torch
 from ..compiler.constraints import CONSTRAINTS
 from ..compiler.unfold import Unfolded
 from ..errors import SpecError
+from .finite import check_built, check_operators
 from .torch_codegen import Generated, generate
 
 __all__ = ["lower", "load_class"]
@@ -56,11 +57,17 @@ def lower(u: Unfolded, operators: Mapping[str, object], dtype: torch.dtype = tor
     filename = f"<unroll:{u.program.name}:K={u.K}:{id(gen)}>"
     cls = load_class(gen, filename)
     args = [_as_array(operators[o]) for o in u.program.operators]
+    check_operators(u, args)
     try:
         module = cls(*args, dtype=dtype)
     except ValueError as e:
         _constraint_error(u, args, str(e))
-        raise
+        lrn = next((u.program.learnables[i.name] for i in u.params.values() if i.constraint), None)
+        raise SpecError(f"a constrained initial value is out of range in {dtype} ({e}); in float64 it "
+                        "is not: the operators' scale makes it underflow or overflow",
+                        (lrn.init.span or lrn.span) if lrn else None, "rescale the operators or use "
+                        "float64", u.program.source) from None
+    check_built(u, module)
     module.generated = gen
     module.unfolded = u
     if device is not None:

@@ -14,6 +14,7 @@ DRAW_DEFAULT_SIZE = 8  # size given to dims still unknown when drawing
 def run_graph(args: argparse.Namespace) -> int:
     """Unfold a spec and draw (.png/.svg/.pdf) or export (.dot/.graphml) the forward graph."""
     from ..api import unfold
+    from ..limits import MAX_GRAPH_LAYERS
     from ..viz import FORMATS, export
     out = Path(args.output)
     if out.suffix.lower() not in FORMATS:
@@ -23,9 +24,14 @@ def run_graph(args: argparse.Namespace) -> int:
     dims, missing = known_dims(program, dims_of(args))
     for n in missing:
         dims[n] = DRAW_DEFAULT_SIZE
-    u = unfold(program, args.K, dims)
+    K = args.K if args.K is not None else program.K
+    drawn = min(K, MAX_GRAPH_LAYERS)
+    u = unfold(program, drawn, dims)
     export(u, out)
     note = f" (no size for {', '.join(missing)}: used {DRAW_DEFAULT_SIZE}; set with --dim)" if missing else ""
+    if drawn < K:
+        note += (f"; summarised: the first {drawn} of K={K} layers are drawn (at most "
+                 f"{MAX_GRAPH_LAYERS}; every layer repeats the same equations)")
     print(f"wrote {out}: {program.name}, K={u.K}, {len(u.graph)} nodes, "
           f"{u.graph.nx.number_of_edges()} edges, {format_dims(dims) or 'no dims'}{note}")
     return 0

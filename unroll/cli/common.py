@@ -23,9 +23,11 @@ class CLIError(Exception):
 
 def dim_arg(text: str) -> tuple[str, int]:
     """argparse type for `--dim n=250`."""
-    m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(\d+)\s*", text)
-    if not m or int(m.group(2)) <= 0:
-        raise argparse.ArgumentTypeError(f"expected NAME=SIZE with a positive size, e.g. n=250; got {text!r}")
+    m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([0-9]+)\s*", text)
+    from ..limits import MAX_DIM
+    if not m or not 0 < int(m.group(2)) <= MAX_DIM:
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE with a size from 1 to {MAX_DIM:,}, e.g. "
+                                         f"n=250; got {text!r}")
     return m.group(1), int(m.group(2))
 
 
@@ -41,8 +43,13 @@ def duration_arg(text: str) -> float:
 
 
 def dims_of(args: argparse.Namespace) -> dict[str, int]:
-    """The `--dim` options as a dict."""
-    return dict(getattr(args, "dim", None) or [])
+    """The `--dim` options as a dict; a dim given twice with different sizes is a CLIError."""
+    out: dict[str, int] = {}
+    for name, size in getattr(args, "dim", None) or []:
+        if out.get(name, size) != size:
+            raise CLIError(f"--dim {name} is given twice ({out[name]} and {size}); give it once")
+        out[name] = size
+    return out
 
 
 def add_spec_args(p: argparse.ArgumentParser, dims: bool = True, K: bool = True) -> None:
@@ -62,6 +69,8 @@ def load_program(spec: str, K: int | None = None) -> Program:
     from ..api import check
     if K is not None and K < 1:
         raise CLIError(f"--K must be at least 1, got {K}")
+    if not spec.strip() or "\n" in spec:  # SPEC is a file or zoo name, never spec text
+        raise CLIError(f"no spec file {spec!r}: give a .unroll file or a zoo spec (zoo:lista)")
     try:
         return check(spec, K)
     except FileNotFoundError as e:
@@ -82,6 +91,10 @@ def known_dims(program: Program, given: Mapping[str, int]) -> tuple[dict[str, in
         raise CLIError(f"unknown dim {', '.join(bad)}: the spec declares "
                        f"{', '.join(program.dims) or 'no dims'}")
     dims = {n: v for n, v in program.dims.items() if v is not None}
+    fixed = [f"{n} = {dims[n]}" for n, v in given.items() if n in dims and dims[n] != v]
+    if fixed:
+        raise CLIError(f"the spec fixes {', '.join(fixed)}; --dim cannot change a size the spec "
+                       "gives (leave it out)")
     dims.update(given)
     return dims, [n for n in program.dims if n not in dims]
 

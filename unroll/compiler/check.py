@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..dsl import ast
+from ..limits import MAX_COST_NESTING, MAX_K
+from .numeric import check_number_op
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from . import blocks as _blocks
 from . import derive
@@ -350,6 +352,19 @@ class Checker:
 
     def call_cost(self, e: ast.Call, ctx, env) -> Value:
         cost = self.costs[e.func]
+        calling = self.__dict__.setdefault("_cost_stack", [])
+        if e.func in calling or len(calling) >= MAX_COST_NESTING:
+            chain = " -> ".join([*calling, e.func])
+            raise self.err(NameError_, f"cost {e.func} calls itself ({chain})" if e.func in calling
+                           else f"costs nest more than {MAX_COST_NESTING} deep ({chain})", e,
+                           "a cost is a sum of terms; it cannot be defined through itself")
+        calling.append(e.func)
+        try:
+            return self._call_cost(cost, e, ctx, env)
+        finally:
+            calling.pop()
+
+    def _call_cost(self, cost, e: ast.Call, ctx, env) -> Value:
         if len(e.args) != len(cost.params):
             raise self.err(SpecError, f"cost {cost.name} takes {len(cost.params)} argument(s), "
                            f"got {len(e.args)}", e)
@@ -366,6 +381,7 @@ class Checker:
     # ---- the one shape rule per op kind ----
     def make(self, opname: str, args: list[Value], node: ast.Node, arg_nodes: list) -> Value:
         info = OPS[opname]
+        check_number_op(self, opname, args, node)
         batched = any(a.batched for a in args)
         dtype = "complex" if any(a.dtype == "complex" for a in args) else "real"
         if (info.real_only or opname in REAL_ONLY) and dtype == "complex":
@@ -565,6 +581,8 @@ class Checker:
         K = self.K_override if self.K_override is not None else iterate.count
         if K < 1:
             raise self.err(SpecError, f"K must be at least 1, got {K}", iterate)
+        if K > MAX_K:
+            raise self.err(SpecError, f"K must be at most {MAX_K:,}, got {K}", iterate)
         spans = {n: s.span for n, s in self.symbols.items()}
         return Program(name or "unnamed", desc, self.spec.file, self.src, dict(self.dims),
                        {n: t for n, t in self.tensors.items() if t.kind == "operator"},

@@ -8,6 +8,7 @@ is tried in order: the Fourier-domain division (a hook, filled when FFT operator
 from __future__ import annotations
 
 from ..dsl import ast
+from ..limits import MAX_SOLVER_ITERS
 from ..errors import DerivationError
 from . import algebra as al
 from .ir import Value
@@ -51,8 +52,13 @@ def linear_part(g: Value, p: Value, v: Value) -> Value | None:
 
 def normal_equations(q: Value, p: Value) -> tuple[Value | None, Value]:
     """(gradient of q in p, b) with gradient = H p − b; ValueError if q is not quadratic in p."""
-    from .derive import vjp
-    g = vjp(q, p)
+    from .derive import NotDifferentiable, vjp
+    try:
+        g = vjp(q, p)
+    except NotDifferentiable as nd:
+        what = {"norm1": "||.||_1", "norm2": "||.|| (not squared)", "norm0": "||.||_0"}.get(
+            nd.node.op, nd.node.op)
+        raise ValueError(f"it is not differentiable: it contains {what}") from None
     if g is None:
         raise ValueError("the expression does not depend on the variable")
     linear_part(g, p, p)  # raises ValueError when g is not affine in p
@@ -255,7 +261,7 @@ def _options(checker, call: ast.Call) -> dict:
     for k, e in call.kwargs:
         if k == "method" and isinstance(e, ast.Name) and e.id in ("dense", "cg", "fourier"):
             opts["method"] = e.id
-        elif k == "iters" and isinstance(e, ast.Number) and e.value >= 1:
+        elif k == "iters" and isinstance(e, ast.Number) and 1 <= e.value <= MAX_SOLVER_ITERS:
             opts["iters"] = int(e.value)
         else:
             raise checker.err(DerivationError, f"argmin: unknown option {k}", e,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass, replace
 
 from ..dsl import ast
+from ..limits import MAX_K
 from ..errors import SpecError, Span
 
 __all__ = ["TEMPLATES", "expand", "smooth"]
@@ -100,8 +101,8 @@ def _expand_one(spec: ast.Spec, s: ast.Solve) -> list[ast.Node]:
     K = 100
     for k, e in s.options:
         if k == "K":
-            if not isinstance(e, ast.Number) or e.value < 1 or e.value != int(e.value):
-                raise fail("K must be a positive integer")
+            if not isinstance(e, ast.Number) or not 1 <= e.value <= MAX_K or e.value != int(e.value):
+                raise fail(f"K must be an integer from 1 to {MAX_K:,}")
             K = int(e.value)
     known = {"K", "L", "step"} | set(defaults)
     for k in opts:

@@ -7,10 +7,14 @@ loss graph. Shared learnables are one node used by every layer; per-layer ones a
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import numpy as np
+
 from ..errors import ShapeError, SpecError
+from ..limits import MAX_DIM, MAX_ELEMENTS, MAX_K
 from .graph import Graph, Namespace
 from .ir import Program, Value, fmt_shape
 
@@ -72,11 +76,20 @@ def bind_dims(program: Program, shapes: Mapping[str, tuple], given: Mapping[str,
         if n not in program.dims:
             raise SpecError(f"unknown dim '{n}' given at compile time", None,
                             f"the spec declares dims {', '.join(program.dims) or '(none)'}")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= MAX_DIM:
+            raise SpecError(f"dim {n} = {v!r}: a size is an integer from 1 to {MAX_DIM:,}")
+        if program.dims[n] is not None and int(v) != program.dims[n]:
+            raise ShapeError(f"dim {n} is fixed to {program.dims[n]} by the spec; {n} = {v} was given",
+                             program.spans.get(n) if hasattr(program, "spans") else None,
+                             f"leave {n} out, or change the spec's `dims {n} = ...`", program.source)
         dims[n], origin[n] = int(v), "the command line"
     for name, t in program.operators.items():
         if name not in shapes:
             continue
         got = tuple(shapes[name])
+        if any(not isinstance(g, (int, np.integer)) or isinstance(g, bool) for g in got):
+            raise ShapeError(f"operator {name} must be an array, got {type(shapes[name]).__name__} "
+                             f"{str(got)[:60]}", t.span, None, program.source)
         if len(got) != len(t.shape):
             raise ShapeError(f"operator {name} is declared {fmt_shape(t.shape)} but was given an "
                              f"array of shape {got}", t.span, None, program.source)
@@ -91,6 +104,11 @@ def bind_dims(program: Program, shapes: Mapping[str, tuple], given: Mapping[str,
                 want = d if isinstance(d, int) else f"{d} = {dims[d]} (from {origin[d]})"
                 raise ShapeError(f"operator {name} was given shape {got}, which does not fit "
                                  f"{fmt_shape(t.shape)} with {want}", t.span, None, program.source)
+    for name, t in program.operators.items():
+        got = tuple(shapes.get(name, ()))
+        if 0 in got or any(g > MAX_DIM for g in got):
+            raise ShapeError(f"operator {name} has shape {got}: every axis needs 1 to {MAX_DIM:,} "
+                             "entries", t.span, None, program.source)
     missing = [n for n in program.dims if n not in dims]
     if missing:
         raise SpecError(f"the size of dim {', '.join(missing)} is unknown", None,
@@ -196,8 +214,13 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
     """Unfold `program` K times (default: the spec's K) with concrete `dims`; a `finally` line
     adds one more layer (so the result has K + 1 layers) updating only the states it names."""
     K = program.K if K is None else K
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
+        raise SpecError(f"K must be an integer, got {K!r}")
     if K < 1:
         raise SpecError(f"K must be at least 1, got {K}")
+    if K > MAX_K:
+        raise SpecError(f"K must be at most {MAX_K:,}, got {K}")
+    K = int(K)
     ns = Namespace()
     build, graph = Graph(Namespace()), Graph(ns)
     layers = K + (1 if program.final else 0)
@@ -280,6 +303,13 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
     if objective is not None:
         out.objective_graph, out.objective_node, _ = _side_graph(program, dims, leaves, out,
                                                                  objective)
+    for g in (build, graph):
+        for n in g:
+            size = math.prod(g[n].shape)
+            if size > MAX_ELEMENTS:
+                raise ShapeError(f"{g[n].label} would have shape {fmt_shape(g[n].shape)} = {size:,} entries, "
+                                 f"over the limit of {MAX_ELEMENTS:,} per tensor (at {g[n].span})",
+                                 None, "use smaller sizes", program.source)
     return out
 
 

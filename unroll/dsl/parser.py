@@ -5,6 +5,7 @@ offending line and column, named from a table of common mistakes where one match
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.indenter import DedentError, Indenter
 
 from ..errors import Span, SpecSyntaxError
+from ..limits import MAX_DEPTH, MAX_DIM, MAX_K
 from . import ast
 
 __all__ = ["parse", "parse_file", "BAD_EXAMPLES"]
@@ -321,6 +323,8 @@ def _line_col(err: UnexpectedInput, text: str) -> tuple[int, int]:
 
 def parse(text: str, file: str = "<spec>") -> ast.Spec:
     """Parse spec text into an `ast.Spec`; raises `SpecSyntaxError` with line, column and hint."""
+    from .source import check_spec_text
+    text = check_spec_text(text, file)
     src = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(src)
@@ -338,11 +342,64 @@ def parse(text: str, file: str = "<spec>") -> ast.Spec:
         else:
             msg, hint = _describe(err), _expected(err)
         raise SpecSyntaxError(msg, Span(file, line, col, line, col + 1), hint, text) from None
+    _within_limits(tree, file, text)
     stmts = _ToAst(file).transform(tree)
     return ast.Spec(Span(file, 1, 1), file, text, stmts)
 
 
-def parse_file(path: str | Path) -> ast.Spec:
-    """Read and parse a `.unroll` file."""
-    p = Path(path)
-    return parse(p.read_text(encoding="utf-8"), str(p))
+_COUNTS = {"iterate": ("K", MAX_K), "dim_decl": ("a dim size", MAX_DIM), "dim_int": ("a size", MAX_DIM),
+           "channels": ("a channel count", MAX_DIM), "int_arg": ("a layer size", MAX_DIM)}
+
+
+def _within_limits(tree, file: str, text: str) -> None:
+    """Check the parse tree, without recursion, against the documented limits: expression depth,
+    finite numbers, positive sizes and counts no larger than the limits."""
+    def fail(msg: str, tok, hint: str | None = None):
+        line, col = getattr(tok, "line", 1) or 1, getattr(tok, "column", 1) or 1
+        end = getattr(tok, "end_column", None) or col + 1
+        raise SpecSyntaxError(msg, Span(file, line, col, line, end), hint, text)
+
+    stack = [(tree, 0, None)]
+    while stack:
+        node, depth, anchor = stack.pop()
+        if isinstance(node, Token):
+            if node.type == "NUMBER":
+                try:
+                    ok = math.isfinite(float(node))
+                except ValueError:
+                    ok = False
+                if not ok:
+                    fail(f"the number {str(node)[:30]} is too large for a 64-bit float", node)
+            continue
+        if node is None:
+            continue
+        if depth > MAX_DEPTH:
+            fail(f"expression nested more than {MAX_DEPTH} levels deep", _meta_token(anchor),
+                 "split it into several consts or assignments (a sum of many terms nests one level "
+                 "per term)")
+        if node.data in _COUNTS:
+            what, limit = _COUNTS[node.data]
+            for tok in node.children:
+                if isinstance(tok, Token) and tok.type == "INT":
+                    n = int(tok)
+                    if n < 1 and node.data == "dim_decl":
+                        fail(f"{what} must be at least 1, got {n}", tok)
+                    if n > limit:
+                        fail(f"{what} of {str(tok)[:30]} is over the limit of {limit:,}", tok,
+                             "see the limits in docs/cli.md")
+        nested = depth + 1 if node.data in _NESTING else depth
+        if anchor is None and node.data in _NESTING:
+            anchor = node  # the outermost operation of this expression: where errors point
+        stack.extend((c, nested, anchor) for c in node.children)
+
+
+# Rules that add a level of expression nesting (the later passes recurse once per level).
+_NESTING = {"add", "sub", "mul", "div", "matmul", "juxt", "pow", "neg", "transpose", "norm", "call",
+            "listexpr", "kwarg", "bound_arg"}
+
+
+def _meta_token(node) -> Token:
+    """A token-like position (line, column, end_column) for a tree node."""
+    m = node.meta
+    end = m.end_column if m.end_line == m.line else m.column + 1
+    return Token("EXPR", "", line=m.line, column=m.column, end_column=end)

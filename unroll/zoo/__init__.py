@@ -28,7 +28,7 @@ def path(name: str) -> Path:
     """The file of zoo spec `name` (with or without a `zoo:` prefix)."""
     name = name.removeprefix("zoo:")
     p = _DIR / f"{name}.unroll"
-    if not p.exists():
+    if not re.fullmatch(r"\w+", name) or not p.is_file():  # zoo names only: no paths out of the zoo
         raise KeyError(f"no zoo spec {name!r}; the zoo has: {', '.join(names())}")
     return p
 

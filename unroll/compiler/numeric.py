@@ -1,0 +1,59 @@
+"""Arithmetic on numbers written in a spec, checked where it is written: a division by zero, an
+overflow, a complex power or a NaN is an error at the expression, not an inf in the network."""
+from __future__ import annotations
+
+import math
+
+from ..errors import SpecError
+from .ops import OPS
+
+__all__ = ["check_number_op"]
+
+
+def check_number_op(checker, opname: str, args: list, node) -> None:
+    """When every operand of `opname` is a number, compute it and raise a SpecError at `node` if
+    the result is not a finite real number."""
+    info = OPS.get(opname)
+    if info is None or info.number is None or not args:
+        return
+    nums = [number_of(checker, a) for a in args]
+    if any(n is None for n in nums):
+        return
+    shown = f" ({' , '.join(f'{n:g}' for n in nums)})" if len(nums) <= 3 else ""
+    try:
+        val = info.number(*nums)
+    except ZeroDivisionError:
+        raise checker.err(SpecError, "this constant expression divides by zero", node,
+                          "a value written in the spec must be finite") from None
+    except OverflowError:
+        raise checker.err(SpecError, f"{opname} of numbers{shown} overflows a 64-bit float", node,
+                          "a value written in the spec must be finite") from None
+    except (ValueError, TypeError) as e:
+        raise checker.err(SpecError, f"{opname} of numbers{shown} is undefined ({e})", node) from None
+    if isinstance(val, complex):
+        raise checker.err(SpecError, f"{opname} of numbers{shown} is complex ({val:g})", node,
+                          "a negative number to a fractional power has no real value")
+    if not math.isfinite(float(val)):
+        raise checker.err(SpecError, f"{opname} of numbers{shown} is {float(val)}, not a finite number",
+                          node, "a value written in the spec must be finite")
+
+
+def number_of(checker, v) -> float | None:
+    """The number a Value made only of numbers (and consts of numbers) stands for, else None;
+    its operations were checked when they were made, so this only recomputes them."""
+    if v.op == "number":
+        return float(v.attrs[0])
+    if v.op == "const" and v.attrs and v.attrs[0] in getattr(checker, "consts", {}):
+        inner = checker.consts[v.attrs[0]]
+        return None if inner is v else number_of(checker, inner)
+    info = OPS.get(v.op)
+    if info is None or info.number is None or not v.args:
+        return None
+    nums = [number_of(checker, a) for a in v.args]
+    if any(n is None for n in nums):
+        return None
+    try:
+        val = info.number(*nums)
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    return float(val) if not isinstance(val, complex) else None
