@@ -210,8 +210,6 @@ UNCLOSED_PAREN = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="inside parentheses the indenter drops newlines, so a missing "
-                   "')' is reported on a later line (at the dedent or the next '='), not where it is")
 @pytest.mark.parametrize("case", UNCLOSED_PAREN, ids=[c[0] for c in UNCLOSED_PAREN])
 def test_unclosed_paren_is_reported_on_its_own_line(case):
     _, text, line, col = case

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from ..dsl import ast
 from ..limits import MAX_COST_NESTING, MAX_K
+from .names import reserved_reason
 from .numeric import check_number_op
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from . import blocks as _blocks
@@ -110,6 +111,9 @@ class Checker:
 
     # ---- declarations ----
     def declare(self, name: str, kind: str, value: Value | None, node: ast.Node) -> None:
+        why = reserved_reason(name, kind)
+        if why:
+            raise self.err(NameError_, why, node, "rename it")
         if name in ("k", "I"):
             raise self.err(NameError_, f"'{name}' is reserved", node,
                            "k is the layer index and I the identity; pick another name")
@@ -504,6 +508,8 @@ class Checker:
             if kind == "Algorithm":
                 if name is not None:
                     raise self.err(SpecError, "a spec names one algorithm", s)
+                if reserved_reason(s.name, "algorithm"):
+                    raise self.err(NameError_, reserved_reason(s.name, "algorithm"), s, "rename it")
                 name, desc = s.name, s.description
             elif kind == "Dims":
                 for d in s.dims:
@@ -635,6 +641,8 @@ class Checker:
             for a in it.body:
                 sym = self.symbols.get(a.name)
                 if a.aux:
+                    if reserved_reason(a.name, "aux"):
+                        raise self.err(NameError_, reserved_reason(a.name, "aux"), a, "rename it")
                     if a.name in self.symbols:
                         raise self.err(NameError_, f"aux '{a.name}' clashes with {sym.kind} "
                                        f"'{a.name}'", a)

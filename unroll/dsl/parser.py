@@ -6,6 +6,7 @@ offending line and column, named from a table of common mistakes where one match
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -336,6 +337,13 @@ def parse(text: str, file: str = "<spec>") -> ast.Spec:
                               text) from None
     except UnexpectedInput as err:
         line, col = _line_col(err, src)
+        unclosed = _unclosed_bracket(src, line, col)
+        if unclosed is not None:
+            char, bl, bc, end = unclosed
+            what = "parenthesis" if char == "(" else "bracket"
+            raise SpecSyntaxError(f"missing closing {what}", Span(file, bl, end, bl, end + 1),
+                                  f"the '{char}' at line {bl}, column {bc} is not closed before the "
+                                  "next statement", text) from None
         named = _named(err, src)
         if named:
             msg, hint = named
@@ -396,6 +404,44 @@ def _within_limits(tree, file: str, text: str) -> None:
 # Rules that add a level of expression nesting (the later passes recurse once per level).
 _NESTING = {"add", "sub", "mul", "div", "matmul", "juxt", "pow", "neg", "transpose", "norm", "call",
             "listexpr", "kwarg", "bound_arg"}
+
+
+_STATEMENT = re.compile(r"\s*(?:(?:algorithm|dims|operator|input|target|const|cost|learn|state|"
+                        r"output|loss|solve|block|iterate|aux)\b|[A-Za-z_]\w*\s*=(?!=))")
+
+
+def _unclosed_bracket(src: str, line: int, col: int) -> tuple[str, int, int, int] | None:
+    """(bracket, line, column, column after its line's text) of a '(' or '[' still open where the
+    parser failed, when a later line at no deeper indentation starts a new statement: the
+    indenter drops newlines inside brackets, so lark reports such a mistake lines later."""
+    lines = src.split("\n")
+    stack: list[tuple[str, int, int]] = []
+    for i, text in enumerate(lines[:line], start=1):
+        limit = col - 1 if i == line else len(text)
+        in_string = False
+        for j, ch in enumerate(text[:limit]):
+            if in_string:
+                in_string = ch != '"'
+            elif ch == '"':
+                in_string = True
+            elif ch == "#":
+                break
+            elif ch in "([":
+                stack.append((ch, i, j + 1))
+            elif ch in ")]" and stack and stack[-1][0] == "([" [")]".index(ch)]:
+                stack.pop()
+    if not stack:
+        return None
+    char, bl, bc = stack[-1]
+    if bl >= line:
+        return None
+    indent = len(lines[bl - 1]) - len(lines[bl - 1].lstrip())
+    for text in lines[bl:line]:
+        if text.strip() and not text.lstrip().startswith("#") and \
+                len(text) - len(text.lstrip()) <= indent and _STATEMENT.match(text):
+            body = lines[bl - 1].split("#")[0].rstrip()
+            return char, bl, bc, len(body) + 1
+    return None
 
 
 def _meta_token(node) -> Token:
