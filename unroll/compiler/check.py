@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..dsl import ast
-from ..limits import MAX_COST_NESTING, MAX_K
+from ..limits import MAX_K
 from .names import reserved_reason
-from .numeric import check_number_op
+from .numeric import check_number_op, cost_call
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from . import blocks as _blocks
 from . import derive
@@ -355,18 +355,8 @@ class Checker:
         self.declare(s.name, "block", None, s)
 
     def call_cost(self, e: ast.Call, ctx, env) -> Value:
-        cost = self.costs[e.func]
-        calling = self.__dict__.setdefault("_cost_stack", [])
-        if e.func in calling or len(calling) >= MAX_COST_NESTING:
-            chain = " -> ".join([*calling, e.func])
-            raise self.err(NameError_, f"cost {e.func} calls itself ({chain})" if e.func in calling
-                           else f"costs nest more than {MAX_COST_NESTING} deep ({chain})", e,
-                           "a cost is a sum of terms; it cannot be defined through itself")
-        calling.append(e.func)
-        try:
-            return self._call_cost(cost, e, ctx, env)
-        finally:
-            calling.pop()
+        with cost_call(self, e):  # a cost that calls itself is an error, not a RecursionError
+            return self._call_cost(self.costs[e.func], e, ctx, env)
 
     def _call_cost(self, cost, e: ast.Call, ctx, env) -> Value:
         if len(e.args) != len(cost.params):
@@ -642,7 +632,7 @@ class Checker:
                 sym = self.symbols.get(a.name)
                 if a.aux:
                     if reserved_reason(a.name, "aux"):
-                        raise self.err(NameError_, reserved_reason(a.name, "aux"), a, "rename it")
+                        raise self.err(NameError_, reserved_reason(a.name, "aux"), a)
                     if a.name in self.symbols:
                         raise self.err(NameError_, f"aux '{a.name}' clashes with {sym.kind} "
                                        f"'{a.name}'", a)

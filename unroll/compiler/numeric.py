@@ -1,13 +1,33 @@
 """Arithmetic on numbers written in a spec, checked where it is written: a division by zero, an
-overflow, a complex power or a NaN is an error at the expression, not an inf in the network."""
+overflow, a complex power or a NaN is an error at the expression, not an inf in the network; and
+costs calling costs, bounded so that no spec can reach Python's recursion limit."""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
-from ..errors import SpecError
+from ..errors import NameError_, SpecError
+from ..limits import MAX_COST_NESTING
 from .ops import OPS
 
-__all__ = ["check_number_op"]
+__all__ = ["check_number_op", "number_of", "cost_call"]
+
+
+@contextmanager
+def cost_call(checker, call):
+    """Expanding cost `call.func` inside `checker`: refuses a cost that calls itself, directly or
+    through others, and chains of costs deeper than MAX_COST_NESTING."""
+    calling = checker.__dict__.setdefault("_cost_stack", [])
+    if call.func in calling or len(calling) >= MAX_COST_NESTING:
+        chain = " -> ".join([*calling, call.func])
+        raise checker.err(NameError_, f"cost {call.func} calls itself ({chain})" if call.func in calling
+                          else f"costs nest more than {MAX_COST_NESTING} deep ({chain})", call,
+                          "a cost is a sum of terms; it cannot be defined through itself")
+    calling.append(call.func)
+    try:
+        yield
+    finally:
+        calling.pop()
 
 
 def check_number_op(checker, opname: str, args: list, node) -> None:
