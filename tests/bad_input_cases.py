@@ -216,3 +216,118 @@ CLI_CASES: list[Case] = [
     Case("F13", "xtest_wrong_length", _train_data(D__mat={"D": _D}, xtest_n500_p10__npy=np.ones((29, 4))), 2,
          "xtest", True),
 ]
+
+
+def _check(text_of: Callable[[Path], str], *extra: str) -> Callable[[Path], list[str]]:
+    return lambda d: ["check", text_of(d), "--dim", "n=4", "--dim", "m=6", *extra]
+
+
+def _compile(text_of: Callable[[Path], str], *extra: str) -> Callable[[Path], list[str]]:
+    return lambda d: ["compile", text_of(d), "--K", "2", "--dim", "n=4", "--dim", "m=6", "-o",
+                      str(d / "gen.py"), *extra]
+
+
+def _rename(old: str, new: str) -> Callable[[Path], str]:
+    return lambda d: _spec(d, re.sub(rf"\b{old}\b", new, LISTA))
+
+
+_ITER = "    x = soft(W_e y + S x, theta)"
+_G = (ZOO / "ista_grad_prox.unroll").read_text()
+
+
+def _grad_with(old: str, new: str) -> Callable[[Path], str]:
+    assert old in _G, old
+    return lambda d: _spec(d, _G.replace(old, new, 1))
+
+
+def _fifo(d: Path) -> str:
+    p = d / "fifo.unroll"
+    os.mkfifo(p)
+    return str(p)
+
+
+def _odd_name(name: str) -> Callable[[Path], str]:
+    return lambda d: _spec(d, LISTA, name)
+
+
+SPEC_CASES: list[Case] = [
+    # F3: names the generated code uses itself
+    *[Case("F3", f"{role}_{name}", _check(_rename(old, name)), 2, "reserved" if name[0] == "_" else "cannot name")
+      for role, old, name in [("target", "x_star", "_states"), ("input", "y", "_x"), ("input", "y", "aux"),
+                              ("input", "y", "upto"), ("input", "y", "batch"), ("input", "y", "_dtype"),
+                              ("const", "lam", "_full"), ("learn", "S", "_parameters"), ("state", "x", "__debug__"),
+                              ("operator", "A", "_inv_softplus"), ("operator", "A", "dtype"), ("algorithm", "LISTA", "_full")]],
+    *[Case("F3", f"{role}_{name}_renamed", _compile(_rename(old, name)), 0, "wrote")
+      for role, old, name in [("const", "lam", "objective"), ("const", "lam", "training"), ("learn", "S", "unfolded"),
+                              ("learn", "S", "K"), ("const", "L", "forward"), ("learn", "theta", "layers")]],
+    # F4: --dim cannot change a size the spec fixes
+    Case("F4", "dim_fixed", lambda d: ["compile", "zoo:ista_net", "--K", "2", "--dim", "N=100", "--dim", "M=10",
+                                       "-o", str(d / "g.py")], 2, "fixes N = 1089"),
+    Case("F18", "dim_twice", lambda d: ["check", "zoo:lista", "--dim", "n=5", "--dim", "n=6"], 2, "twice"),
+    Case("F18", "dim_unicode_digit", lambda d: ["check", "zoo:lista", "--dim", "n=\u0665"], 2, "NAME=SIZE"),
+    Case("F18", "positive_positive", _check(_lista_with("shared positive", "positive positive")), 2, "two constraints"),
+    # F5: zero sizes
+    Case("F5", "dims_zero", _check(_lista_with("dims n, m", "dims n = 0, m")), 2, "at least 1"),
+    Case("F5", "shape_zero", _check(_lista_with("learn theta : [m]", "learn theta : [0]")), 2, "positive"),
+    Case("F5", "dim_arg_zero", lambda d: ["check", "zoo:lista", "--dim", "n=0"], 2, "NAME=SIZE"),
+    # F8: constants that fold to inf/NaN
+    *[Case("F8", name, _compile(_lista_with("const lam = 0.1", f"const lam = {expr}")), 2, needle)
+      for name, expr, needle in [("literal_1e999", "1e999", "too large"), ("pow_overflow", "10 ^ 400", "overflows"),
+                                 ("zero_neg_power", "0 ^ (-1)", "divides by zero"), ("div_zero", "1 / 0", "divides by zero"),
+                                 ("tower", "2^2^2^2^2^2", "overflows"), ("inf_minus_inf", "1e308 * 10 - 1e308 * 10", "finite"),
+                                 ("complex_power", "(-8) ^ 0.5", "complex"), ("const_of_zero", "0\nconst z = 1 / lam", "divides")]],
+    # F11: recursion from spec text
+    *[Case("F11", name, _check(_lista_with("const lam = 0.1", f"const lam = {expr}")), 2, "nested more than")
+      for name, expr in [("sum_600", "0.1" + " + 0" * 600), ("neg_600", "-" * 600 + "1"),
+                         ("calls_450", "abs(" * 450 + "1" + ")" * 450), ("pow_5000", "1" + "^2" * 5000)]],
+    Case("F11", "transpose_10000", _check(_lista_with("norm2(A)^2", "norm2(A" + "'" * 10000 + ")^2")), 2, "nested more than"),
+    Case("F11", "iterate_sum_600", _check(_lista_with(_ITER, "    x = soft(W_e y + S x, theta" + " + 0" * 600 + ")")), 2,
+         "nested more than"),
+    Case("F11", "parens_10000", _check(_lista_with("const lam = 0.1", "const lam = " + "(" * 10000 + "0.1" + ")" * 10000)),
+         0, "ok"),
+    Case("F11", "cost_calls_itself", _check(_grad_with("cost f(x) = 1/2 * ||A x - y||^2",
+                                                       "cost f(x) = 1/2 * ||A x - y||^2 + f(x)")), 2, "calls itself"),
+    Case("F11", "costs_call_each_other", _check(_grad_with("cost f(x) = 1/2 * ||A x - y||^2",
+                                                           "cost f(x) = 1/2 * ||A x - y||^2 + h(x)\ncost h(x) = f(x)")),
+         2, "calls itself"),
+    # F12: checker and derivation crashes
+    Case("F12", "argmin_not_quadratic", _compile(_lista_with(_ITER, "    x = argmin(x: ||x||_1 + ||A x - y||^2)")), 2,
+         "argmin"),
+    Case("F12", "grid_1e400", _check(_lista_with("const lam = 0.1", "const lam = sum(grid(1e400, -1, 1))")), 2, "too large"),
+    Case("F12", "argmin_iters_huge", _compile(_lista_with(_ITER, "    x = argmin(x: ||A x - y||^2 + ||x||^2, method = cg, "
+                                                          "iters = 1e12)")), 2, "argmin"),
+    # F14: bounded work
+    Case("F14", "K_1e20", _check(_lista_with("iterate K = 16", "iterate K = 99999999999999999999")), 2, "limit"),
+    Case("F14", "K_option_1e9", lambda d: ["check", "zoo:lista", "--K", "1000000000", "--dim", "n=4", "--dim", "m=4"], 2,
+         "at most"),
+    Case("F14", "graph_K_2000", lambda d: ["graph", "zoo:lista", "--K", "2000", "--dim", "n=4", "--dim", "m=4", "-o",
+                                           str(d / "g.dot")], 0, "summarised"),
+    Case("F14", "huge_dims", lambda d: ["compile", "zoo:lista", "--K", "2", "--dim", "n=10000000", "--dim", "m=10000000",
+                                        "-o", str(d / "g.py")], 2, "limit"),
+    Case("F14", "spec_5MB", lambda d: ["check", _spec(d, LISTA + "# " + "x" * 5_000_000 + "\n")], 2, "limited"),
+    Case("F14", "spec_fifo", lambda d: ["check", _fifo(d)], 2, "not a regular file"),
+    Case("F14", "spec_dev_zero", lambda d: ["check", "/dev/zero"], 2, "not a regular file"),
+    Case("F14", "spec_directory", lambda d: ["check", str(d)], 2, "directory"),
+    # F15: where errors point
+    Case("F15", "unclosed_paren", _check(_lista_with("const lam = 0.1", "const lam = (0.1")), 2, ":9:17: syntax error: missing closing"),
+    Case("F15", "unclosed_paren_iterate", _check(_lista_with(_ITER, "    x = soft(W_e y + S x, theta")), 2,
+         ":21:32: syntax error: missing closing"),
+    Case("F15", "bom", lambda d: ["check", str((lambda p: (p.write_bytes(b"\xef\xbb\xbf" + LISTA.encode()), p)[1])(
+        d / "bom.unroll"))], 0, "ok: LISTA"),
+    Case("F15", "latin1_bytes", lambda d: ["check", str((lambda p: (p.write_bytes(LISTA.encode() + b"# \xe9\n"), p)[1])(
+        d / "latin.unroll"))], 2, "not UTF-8"),
+    # F16: messages that name the right thing
+    Case("F16", "learn_without_init", _check(_lista_with("= lam / L     shared positive", "shared")), 2, "missing initial value"),
+    Case("F16", "empty_spec_arg", lambda d: ["check", ""], 2, "no spec file"),
+    Case("F16", "newline_spec_arg", lambda d: ["check", "line1\nline2"], 2, "no spec file"),
+    Case("F16", "eval_wrong_task", lambda d: ["eval", "zoo:lista", "--ckpt", str(_train_run(d) / "last.pt")], 2,
+         "neither", True),
+    # F17: file names cannot break the generated module
+    *[Case("F17", f"file_name_{i}", _compile(_odd_name(name)), 0, "wrote")
+      for i, name in enumerate(["bad\\xname.unroll", "q\"\"\"\\N{x}\\u.unroll", "nl\nimport os.unroll", "it's.unroll"])],
+    # F20: the zoo cannot be left
+    Case("F20", "zoo_climb", lambda d: ["check", f"zoo:../../../../../{d}/x"], 2, "no zoo spec"),
+    Case("F20", "zoo_absolute", lambda d: ["check", f"zoo:{_spec(d, LISTA, 'x.unroll')[:-7]}"], 2, "no zoo spec"),
+]
+
+ALL_CASES = CLI_CASES + SPEC_CASES

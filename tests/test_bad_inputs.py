@@ -6,7 +6,7 @@ import pytest
 
 from unroll.cli.main import main
 
-from tests.bad_input_cases import CLI_CASES, Case
+from tests.bad_input_cases import ALL_CASES, Case
 
 
 def _run(case: Case, tmp_path, capsys) -> tuple[int, str]:
@@ -17,10 +17,14 @@ def _run(case: Case, tmp_path, capsys) -> tuple[int, str]:
     return code, out + err
 
 
-@pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
+@pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
 def test_cli_bad_input(case, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("UNROLL_CRASH_DIR", str(tmp_path / "crash"))
     code, text = _run(case, tmp_path, capsys)
     assert "Traceback" not in text and "internal error" not in text, text
     assert code == case.code, text
     assert case.needle in text, text
+    if case.finding == "F17" and code == 0:  # the generated module imports
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("gen", tmp_path / "gen.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))

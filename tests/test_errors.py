@@ -112,9 +112,9 @@ CASES = [
      SpecError, 7, 13, "divides by zero", "a value written in the spec must be finite"),
     # ---- tying and constraints ----
     ("shared_per_layer", spec("x = W y + x", decls="learn W : [m, n] = A' shared per_layer\n"),
-     TyingError, 6, 1, "both shared and per_layer", "choose one tying"),
+     TyingError, 6, 30, "both shared and per_layer", "choose one tying"),
     ("two_constraints", spec("x = soft(A' y, t)", decls="learn t : [m] = 1 positive unit\n"),
-     TyingError, 6, 1, "two constraints", None),
+     TyingError, 6, 28, "two constraints", None),
     # ---- structure and calls ----
     ("missing_iterate", HEAD + "state x : [m] = 0\noutput x\n",
      SpecError, 1, 1, "no `iterate K = N:` block", "iterate K = 16:"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from pathlib import Path
 from typing import Mapping
 
 from ..compiler.ir import Program
@@ -69,7 +70,9 @@ def load_program(spec: str, K: int | None = None) -> Program:
     from ..api import check
     if K is not None and K < 1:
         raise CLIError(f"--K must be at least 1, got {K}")
-    if not spec.strip() or "\n" in spec:  # SPEC is a file or zoo name, never spec text
+    if spec and "\n" in spec and Path(spec).exists():
+        spec = Path(spec)  # SPEC is a file or zoo name, never spec text
+    elif not spec.strip() or "\n" in spec:
         raise CLIError(f"no spec file {spec!r}: give a .unroll file or a zoo spec (zoo:lista)")
     try:
         return check(spec, K)

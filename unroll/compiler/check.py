@@ -575,10 +575,9 @@ class Checker:
                                or "finally names states updated in the iterate block")
         loss = self.loss(loss_node) if loss_node is not None else None
         K = self.K_override if self.K_override is not None else iterate.count
-        if K < 1:
-            raise self.err(SpecError, f"K must be at least 1, got {K}", iterate)
-        if K > MAX_K:
-            raise self.err(SpecError, f"K must be at most {MAX_K:,}, got {K}", iterate)
+        if not 1 <= K <= MAX_K:
+            raise self.err(SpecError, f"K must be at least 1, got {K}" if K < 1 else
+                           f"K must be at most {MAX_K:,}, got {K}", iterate)
         spans = {n: s.span for n, s in self.symbols.items()}
         return Program(name or "unnamed", desc, self.spec.file, self.src, dict(self.dims),
                        {n: t for n, t in self.tensors.items() if t.kind == "operator"},
@@ -593,13 +592,15 @@ class Checker:
         cons = [m for m in s.modifiers if m.split("(")[0] in _MODIFIERS_CONSTRAINT]
         for m in s.modifiers:
             if m not in CONSTRAINTS and m not in _MODIFIERS_TYING:
-                raise self.err(TyingError, f"learn {s.name}: unknown parametrisation {m!r}", s,
-                               "constraints: " + ", ".join(CONSTRAINTS))
-        if len(set(tying)) > 1:
-            raise self.err(TyingError, f"learn {s.name} is both shared and per_layer", s,
+                raise self.err(TyingError, f"learn {s.name}: unknown parametrisation {m!r}",
+                               getattr(m, "span", None) or s, "constraints: " + ", ".join(CONSTRAINTS))
+        if len(tying) > 1:
+            raise self.err(TyingError, f"learn {s.name} is both {' and '.join(tying)}" if len(set(tying)) > 1
+                           else f"learn {s.name} says {tying[0]} twice", getattr(tying[1], "span", None) or s,
                            "choose one tying: shared (one copy) or per_layer (one per layer)")
-        if len(set(cons)) > 1:
-            raise self.err(TyingError, f"learn {s.name} has two constraints {cons}", s)
+        if len(cons) > 1:
+            raise self.err(TyingError, f"learn {s.name} has two constraints {[str(c) for c in cons]}",
+                           getattr(cons[1], "span", None) or s)
         shape = self.shape_of(s.shape)
         v = self.fit_shape(self.expr(s.init, "learn"), shape, s.init, f"learn {s.name}")
         if v.shape == () and shape != ():

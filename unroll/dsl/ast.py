@@ -123,6 +123,18 @@ class Cost(Node):
     expr: Expr
 
 
+class Word(str):
+    """A modifier word (`shared`, `positive(softplus)`) that remembers where it is written, so that
+    errors about it point at the word; it compares and hashes as the plain string."""
+
+    span: Span | None = None
+
+    def __new__(cls, text: str, span: Span | None = None) -> "Word":
+        word = super().__new__(cls, text)
+        word.span = span
+        return word
+
+
 @dataclass(frozen=True)
 class Learn(Node):
     name: str

@@ -163,12 +163,14 @@ class _ToAst(Transformer):
     def cost(self, meta, c):
         return ast.Cost(self._s(meta), str(c[0]), tuple(str(p) for p in c[1:-1]), c[-1])
 
-    def modifier(self, c):
-        return str(c[0]) if c[1] is None else f"{c[0]}({c[1]})"
+    @v_args(meta=True)
+    def modifier(self, meta, c):
+        return ast.Word(str(c[0]) if c[1] is None else f"{c[0]}({c[1]})", self._s(meta))
 
     @v_args(meta=True)
     def learn(self, meta, c):
-        return ast.Learn(self._s(meta), str(c[0]), c[1], c[2], tuple(str(m) for m in c[3:]))
+        return ast.Learn(self._s(meta), str(c[0]), c[1], c[2],
+                         tuple(m if isinstance(m, ast.Word) else str(m) for m in c[3:]))
 
     @v_args(meta=True)
     def state(self, meta, c):
@@ -243,6 +245,8 @@ BAD_EXAMPLES: list[tuple[str, str, list[str]]] = [
      ["iterate K = 16\n"]),
     ("expression ends too early", "an operator needs an operand on both sides",
      ["const a = 1 +\n", "const a = 2 *\n", "const a = -\n"]),
+    ("missing initial value", "a learnable needs one: `learn W : [m, n] = 0.1 shared`",
+     ["learn W : [m] shared\n", "learn W : [m] positive\n"]),
     ("unclosed norm bars", "a norm is written ||v||, ||v||_1 or ||v||^2",
      ["const a = ||x\n", "const a = ||x - y\n"]),
 ]
