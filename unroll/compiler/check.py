@@ -594,9 +594,9 @@ class Checker:
             if m not in CONSTRAINTS and m not in _MODIFIERS_TYING:
                 raise self.err(TyingError, f"learn {s.name}: unknown parametrisation {m!r}",
                                getattr(m, "span", None) or s, "constraints: " + ", ".join(CONSTRAINTS))
-        if len(tying) > 1:
-            raise self.err(TyingError, f"learn {s.name} is both {' and '.join(tying)}" if len(set(tying)) > 1
-                           else f"learn {s.name} says {tying[0]} twice", getattr(tying[1], "span", None) or s,
+        if len(set(tying)) > 1:  # the same tying word twice is harmless; a constraint twice is not
+            raise self.err(TyingError, f"learn {s.name} is both {' and '.join(tying)}",
+                           getattr(tying[1], "span", None) or s,
                            "choose one tying: shared (one copy) or per_layer (one per layer)")
         if len(cons) > 1:
             raise self.err(TyingError, f"learn {s.name} has two constraints {[str(c) for c in cons]}",
