@@ -1,7 +1,8 @@
 """Run every benchmark: `python -m benchmarks [--quick] [--device cuda] [--out DIR] [--only NAME ...]`.
 
 bench_lista (compiled vs hand-written LISTA, and compile time for K = 16, 100, 1000), bench_ista_net,
-bench_admm_net and bench_fast (torch.compile fast path, bf16, matmul share); each prints its table
+bench_admm_net, bench_fast (torch.compile fast path, bf16, matmul share) and bench_argmin (dense
+argmin backward with a learnable coefficient); each prints its table
 and writes DIR/<name>.json.
 """
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `unroll` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_admm_net, bench_fast, bench_ista_net, bench_lista  # noqa: E402
+from benchmarks import bench_admm_net, bench_argmin, bench_fast, bench_ista_net, bench_lista  # noqa: E402
 
 BENCHES = {"lista": bench_lista, "ista_net": bench_ista_net, "admm_net": bench_admm_net,
-           "fast": bench_fast}
+           "fast": bench_fast, "argmin": bench_argmin}
 
 
 def main(argv: list[str] | None = None) -> int:

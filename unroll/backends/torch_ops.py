@@ -270,7 +270,10 @@ def _indicator(ok, nd):
 
 
 def _solve(H, b):
-    """H^-1 b for a fixed square H and a (batch of) vector(s) b."""
+    """H^-1 b for a fixed square H and a (batch of) vector(s) b. A batch is solved as one matrix of
+    right-hand sides, so the backward builds an [n, n] gradient for H, never [batch, n, n]."""
+    if H.dim() == 2 and b.dim() == 2:
+        return torch.linalg.solve(H, b.transpose(0, 1)).transpose(0, 1)
     return torch.linalg.solve(H, b.unsqueeze(-1)).squeeze(-1)
 '''
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..compiler.ir import Program, fmt_shape
-from ..compiler.pretty import equation_lines, to_text
+from ..compiler.pretty import equation_lines, shared_lines, to_text
 from .common import add_spec_args, dims_of, format_dims, known_dims, load_program, parameter_count
 
 __all__ = ["add_parsers", "run_check", "run_show", "run_zoo"]
@@ -53,7 +53,7 @@ def show_text(program: Program, K: int | None, given: dict[str, int]) -> str:
         out += _section(title, [f"{t.name} : {fmt_shape(t.shape)}"
                                 + (f" ({t.dtype})" if t.dtype != "real" else "")
                                 for t in table.values()])
-    out += _section("consts", [f"{n} = {to_text(v)}" for n, v in p.consts.items()])
+    out += _section("consts", shared_lines(list(p.consts.items()), set(p.spans)))
     out += _section("cost terms", [f"{c.name}({', '.join(c.params)}) = {to_text(c.expr)}"
                                    for c in p.costs.values()])
     out += _section("states", [f"{s.name} : {fmt_shape(s.shape)} = {to_text(s.init)}"
@@ -65,7 +65,8 @@ def show_text(program: Program, K: int | None, given: dict[str, int]) -> str:
                         [f"finally {', '.join(p.final)}"])
     out += _section("outputs", list(p.outputs))
     if p.loss is not None:
-        out += _section("loss", [to_text(p.loss)])
+        out += _section("loss", [line.removeprefix("loss = ") for line in
+                                 shared_lines([("loss", p.loss)], set(p.spans))])
     out += _section("learnables", [
         f"{l.name} : {fmt_shape(l.shape)} = {to_text(l.init)}   {l.tying}"
         + (f", {l.constraint}" if l.constraint else "") for l in p.learnables.values()])

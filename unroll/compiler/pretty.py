@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Mapping
 
 from .ir import Program, Value, fmt_shape
 
-__all__ = ["to_text", "equation_lines", "shape_text", "PRECEDENCE"]
+__all__ = ["to_text", "equation_lines", "shared_lines", "shape_text", "PRECEDENCE"]
 
 # Binding strength: higher binds tighter. Leaves and calls are atoms.
 ATOM = 100
@@ -66,6 +66,8 @@ class _Printer:
             if v.name:
                 return v.name, ATOM
         if not v.args:
+            if top and v.op == "number":  # a named number (`const lam = 0.1`) shows its value
+                return f"{v.attrs[0]:g}", ATOM
             return _leaf(v), ATOM
         if v.op in _FORMS:
             return _FORMS[v.op].format(self.text(v.args[0])[0]), ATOM
@@ -108,15 +110,68 @@ def to_text(value: Value, names: Mapping[int, str] | None = None) -> str:
 
 
 def equation_lines(program: Program) -> list[str]:
-    """`name = expression` for each update equation of one iteration, as the spec wrote them."""
-    lines = []
+    """`name = expression` for each update equation of one iteration, as the spec wrote them;
+    a sub-expression used more than once (a CG solve, a shared residual) prints once, by name."""
+    reserved = set(program.spans) | set(program.states) | {n for n, _ in program.equations}
+    return shared_lines(program.equations, reserved)
+
+
+def _uses(items: list[tuple[str, Value]]) -> dict[int, int]:
+    """How many users each sub-value has over all the items' DAGs (each user counted once)."""
+    uses: dict[int, int] = {}
+    seen: set[tuple] = set()
+    for _, root in items:
+        for n in walk(root):
+            key = (n.op, n.attrs, tuple(id(a) for a in n.args))  # `x = x_new` copies a node
+            if key in seen:
+                continue
+            seen.add(key)
+            for a in n.args:
+                uses[id(a)] = uses.get(id(a), 0) + 1
+    return uses
+
+
+def shared_lines(items: list[tuple[str, Value]], reserved: set[str] | frozenset = frozenset()
+                 ) -> list[str]:
+    """`name = text` for each (name, value); every composite sub-value with more than one user
+    (and a composite argument) is printed once as `t1 = ...` before its first use, so the text
+    grows with the DAG, not with the tree it unfolds to."""
+    uses = _uses(items)
+    names: dict[int, str] = {}
+    counter = iter(range(1, 1 << 30))
+    lines: list[str] = []
     earlier: dict[tuple, str] = {}
-    for name, v in program.equations:
+    for name, v in items:
+        for n in walk(v):
+            if (n is v or id(n) in names or n.name or uses.get(id(n), 0) < 2
+                    or not any(a.args for a in n.args)):
+                continue
+            tmp = next(f"t{i}" for i in counter if f"t{i}" not in reserved)
+            lines.append(f"{tmp} = {_Printer(names).text(n, top=True)[0]}")
+            names[id(n)] = tmp
         key = (v.op, v.attrs, tuple(id(a) for a in v.args))
         rhs = earlier.get(key) if v.args else None
-        lines.append(f"{name} = {rhs or to_text(v)}")
+        lines.append(f"{name} = {rhs or _Printer(names).text(v, top=True)[0]}")
         earlier.setdefault(key, name)
     return lines
+
+
+def walk(v: Value) -> list[Value]:
+    """Every node of the DAG under v once, arguments before users (iterative: CG DAGs are deep)."""
+    seen: set[int] = set()
+    order: list[Value] = []
+    stack = [(v, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
+    return order
 
 
 def shape_text(shape: Iterable) -> str:

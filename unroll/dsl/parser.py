@@ -286,8 +286,25 @@ def _describe(err: UnexpectedInput) -> str:
             return "unexpected end of indented block"
         if tok.type == "_INDENT":
             return "unexpected indentation"
-        return f"unexpected {tok.type.lower().replace('_', ' ').strip()} {str(tok).strip()!r}"
+        if tok.type in ("NAME", "NUMBER", "INT", "STRING") or tok.type not in _literals():
+            what = {"NAME": "name", "NUMBER": "number", "INT": "integer", "STRING": "string"}.get(
+                tok.type, "symbol")
+            return f"unexpected {what} {str(tok).strip()!r}"
+        return f"unexpected {str(tok).strip()!r}"  # punctuation and keywords: their own text
     return "cannot parse"
+
+
+@lru_cache(maxsize=1)
+def _literals() -> dict[str, str]:
+    """Terminal name -> its fixed text, for terminals that are a literal string (`->`, `||`, `-`):
+    hints show that text, never lark's internal names (`__ANON_0`, `MINUS`)."""
+    out = {}
+    for t in _parser().terminals:
+        if t.pattern.type == "str":
+            out[t.name] = t.pattern.value
+        elif t.name.startswith("__ANON"):
+            out[t.name] = t.pattern.value.replace("\\", "")
+    return out
 
 
 def _expected(err: UnexpectedInput) -> str | None:
@@ -304,8 +321,10 @@ def _expected(err: UnexpectedInput) -> str | None:
     def show(term: str) -> str:
         if term in pretty:
             return pretty[term]
+        if term in _literals():
+            return f"'{_literals()[term]}'"
         return f"'{term.lower()}'" if term.isalpha() else term.lower()  # keywords: 'aux', 'iterate'
-    names = sorted({show(e) for e in exp if not e.startswith("__")})
+    names = sorted({show(e) for e in exp if not e.startswith("__IGNORE")})
     if not names or len(names) > 6:
         return None
     return "expected " + ", ".join(names)
