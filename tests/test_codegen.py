@@ -117,7 +117,9 @@ def test_line_map_points_back_at_the_spec():
 def test_generated_source_is_valid_python_with_docstrings():
     src = _compile("fista").generated.source
     tree = ast.parse(src)
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
+    model = _compile("fista")
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef)
+               and n.name == model.generated.class_name)  # helpers may define classes too
     assert ast.get_docstring(cls)
     methods = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
     assert {"__init__", "forward", "loss", "parameter_values"} <= methods

@@ -88,7 +88,9 @@ _ACT = {"relu": lambda v: np.maximum(v, 0.0), "tanh": np.tanh,
         "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "softplus": lambda v: np.logaddexp(0.0, v)}
 
 
-def _block(layers, x: np.ndarray, params: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+def _block(layers, x: np.ndarray, params: Mapping[str, np.ndarray], key: str,
+           residual: bool = False) -> np.ndarray:
+    x0 = x
     for i, d in enumerate(layers):
         if d.kind in _ACT:
             x = _ACT[d.kind](x)
@@ -96,7 +98,7 @@ def _block(layers, x: np.ndarray, params: Mapping[str, np.ndarray], key: str) ->
         w = np.asarray(params[f"{key}.{i}.weight"], dtype=np.float64)
         b = np.asarray(params[f"{key}.{i}.bias"], dtype=np.float64) if d.bias else None
         x = _conv2d(x, w, b) if d.kind == "conv" else x @ w.T + (0 if b is None else b)
-    return x
+    return x0 + x if residual else x
 
 
 def _otf(H: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -189,7 +191,8 @@ def _lift(v: np.ndarray, rec: NodeRecord, nd: int) -> np.ndarray:
     return np.reshape(v, (v.shape[0],) + (1,) * (nd - len(rec.shape)) + tuple(rec.shape))
 
 
-def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None) -> dict[str, np.ndarray]:
+def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None, residual=None
+         ) -> dict[str, np.ndarray]:
     for n in g:
         if n in env:
             continue
@@ -204,13 +207,15 @@ def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None) -> dict
             env[n] = np.eye(rec.shape[0])
         elif rec.op == "expand":
             v = env[rec.args[0]]
-            env[n] = (np.broadcast_to(np.reshape(v, v.shape + (1,) * len(rec.shape)),
-                                      v.shape + tuple(rec.shape)) if rec.batched
+            src = g[rec.args[0]].shape  # a per-sample value broadcast along new leading axes
+            lead = (-1,) + (1,) * (len(rec.shape) - len(src)) + tuple(src)
+            env[n] = (np.broadcast_to(np.reshape(v, lead), (v.shape[0],) + tuple(rec.shape))
+                      if rec.batched
                       else np.broadcast_to(v, rec.shape).copy())
         elif rec.op == "block":
             name, layer = rec.attrs
             key = name if layer is None else f"{name}_{layer}"
-            env[n] = _block(blocks[name].layers, env[rec.args[0]], params, key)
+            env[n] = _block(blocks[name], env[rec.args[0]], params, key, residual[name])
         elif rec.op == "reshape":
             v = env[rec.args[0]]
             env[n] = v.reshape((v.shape[0],) + tuple(rec.shape) if rec.batched else rec.shape)
@@ -262,7 +267,7 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
             env[n] = b[u.consts[rec.attrs[0]]]
         elif rec.op == "param":
             env[n] = np.asarray(params[n], dtype=np.float64)
-    env = _run(g, env, u.program.blocks, params)
+    env = _run(g, env, u.blocks, params, {n: b.residual for n, b in u.program.blocks.items()})
     first = u.program.outputs[0]
     out = {"output": env[u.state_nodes[u.K][first]],
            "layers": [env[u.state_nodes[k][first]] for k in range(1, u.K + 1)],
@@ -286,7 +291,9 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
         lg, lenv = u.loss_graph, {}
         for n in lg:
             rec = lg[n]
-            if rec.op == "state":
+            if rec.op == "state" and len(rec.attrs) > 1:  # the state after layer k
+                lenv[n] = env[u.state_nodes[rec.attrs[1]][rec.attrs[0]]]
+            elif rec.op == "state":
                 lenv[n] = out["states"][rec.attrs[0]]
             elif rec.op == "target":
                 lenv[n] = np.asarray(targets[rec.attrs[0]], dtype=np.float64)
@@ -319,7 +326,46 @@ def _solve(a, r, s):
     return np.linalg.solve(H, b)
 
 
+def _join(a, r, s, stack: bool):
+    """cat / stack along a per-sample axis; values without a batch dim are broadcast to it."""
+    xs = [np.asarray(x) for x in a]
+    axis = r.attrs[0]
+    if r.batched:
+        n = next(x.shape[0] for x, rec in zip(xs, s) if rec.batched)
+        xs = [x if rec.batched else np.broadcast_to(x, (n,) + x.shape) for x, rec in zip(xs, s)]
+        axis += 1
+    return np.stack(xs, axis) if stack else np.concatenate(xs, axis)
+
+
+def _slice(a, r, s):
+    idx = tuple(it[1] if it[0] == "at" else slice(it[1], it[2]) for it in r.attrs[0])
+    return a[0][((slice(None),) if s[0].batched else ()) + idx]
+
+
+def _diff(x: np.ndarray, axis: int) -> np.ndarray:
+    out = np.zeros_like(x)
+    n = x.shape[axis]
+    lead = [slice(None)] * x.ndim
+    lead[axis] = slice(0, n - 1)
+    out[tuple(lead)] = np.diff(x, axis=axis)
+    return out
+
+
+def _diff_t(p: np.ndarray, axis: int) -> np.ndarray:
+    n = p.shape[axis]
+    q = np.moveaxis(p, axis, -1).copy()
+    q[..., n - 1] = 0.0
+    out = -q
+    out[..., 1:] += q[..., :-1]
+    return np.moveaxis(out, -1, axis)
+
+
 NUMPY_OPS.update({
+    "cat": lambda a, r, s: _join(a, r, s, False),
+    "stack": lambda a, r, s: _join(a, r, s, True),
+    "slice": _slice,
+    "diff": lambda a, r, s: _diff(a[0], r.attrs[0] - len(r.shape)),
+    "diff_t": lambda a, r, s: _diff_t(a[0], r.attrs[0] - len(r.shape)),
     "nonneg": lambda a, r, s: _indicator(a[0] >= 0, len(s[0].shape)),
     "box": lambda a, r, s: _indicator((a[0] >= a[1]) & (a[0] <= a[2]), len(s[0].shape)),
     "solve": _solve,

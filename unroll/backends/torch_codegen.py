@@ -82,10 +82,11 @@ def _expr(g: Graph, node: str, names: dict[str, str], ctx: dict[str, str]) -> st
         where = f"self.{attr_name(name)}" if layer is None else f"self.layers[{layer}].{attr_name(name)}"
         return f"{where}({args[0]})"
     if rec.op == "expand":
-        if rec.batched:
+        if rec.batched:  # a per-sample value broadcast along new leading axes
             src = g[rec.args[0]]
-            ones = ", ".join("1" for _ in rec.shape)
-            return f"{args[0]}.reshape(-1, {ones}).expand(-1, *{shape})"
+            lead = ", ".join(["-1"] + ["1"] * (len(rec.shape) - len(src.shape))
+                             + [str(d) for d in src.shape])
+            return f"{args[0]}.reshape({lead}).expand(-1, *{shape})"
         return f"_full({args[0]}, {shape}, {ctx['dtype']}, {ctx['device']})"
     if rec.batched and rec.op in OPS and OPS[rec.op].rule == "elementwise":
         args = [_lift(a, g[x], len(rec.shape)) for a, x in zip(args, rec.args)]
@@ -220,12 +221,14 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     if has_layers:
         w(f"self.layers = torch.nn.ModuleList(torch.nn.Module() for _ in range({u.K}))", 2)
     for name, blk in p.blocks.items():
-        layers = tuple((d.kind, d.cin, d.cout, d.kernel, d.bias) for d in blk.layers)
+        layers = tuple((d.kind, d.cin, d.cout, d.kernel, d.bias, d.init, d.scale)
+                       for d in u.blocks[name])
+        make = f"_block({layers!r}, dtype, residual={blk.residual})"
         if blk.tying == "shared":
-            w(f"self.{attr_name(name)} = _block({layers!r}, dtype)", 2, None, str(blk.span))
+            w(f"self.{attr_name(name)} = {make}", 2, None, str(blk.span))
         else:
             w(f"for _layer in self.layers{_upto(u, name)}:", 2)
-            w(f"_layer.{attr_name(name)} = _block({layers!r}, dtype)", 3, None, str(blk.span))
+            w(f"_layer.{attr_name(name)} = {make}", 3, None, str(blk.span))
     for name, lrn in p.learnables.items():
         init = u.inits[name]
         value = bnames[init] if init in bnames else literal(b.number(init))
@@ -278,7 +281,8 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
 
     def end_layer(k: int) -> None:
         w("if return_layers:", 2)
-        w(f"_layers.append({names[u.state_nodes[k + 1][first]]})", 3)
+        w(f"_layers.append({names[u.state_nodes[k + 1][first]]} if return_layers != 'states' "
+          f"else {state_tuple(k + 1)})", 3)
         if k + 1 < u.K:
             w(f"if upto == {k + 1}:", 2)
             w(f"return {state_tuple(k + 1)}, _layers", 3)
@@ -312,10 +316,13 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
         w('raise NotImplementedError("the spec declares no loss")', 2)
     else:
         args = "".join(f"batch[{n!r}], " for n in p.inputs)
-        w(f"_states, _ = self._run({args}upto, False)", 2)
+        every = "'states'" if u.loss_layers else "False"
+        w(f"_states, _all = self._run({args}upto, {every})", 2)
         w(f"_dtype, _device = _states[0].real.dtype, _states[0].device", 2)
 
         def loss_leaf(rec) -> str:
+            if rec.op == "state" and len(rec.attrs) > 1:  # after layer k (the last run, if fewer)
+                return f"_all[min({rec.attrs[1]}, len(_all)) - 1][{states.index(rec.attrs[0])}]"
             if rec.op == "state":
                 return f"_states[{states.index(rec.attrs[0])}]"
             return f"batch[{rec.attrs[0]!r}]"

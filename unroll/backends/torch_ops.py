@@ -68,10 +68,46 @@ def _logit(v):
     return torch.logit(v)
 
 
-def _block(layers, dtype):
-    """A learnable block from (kind, in, out, kernel, bias) tuples; weights Xavier-normal."""
+class _Residual(torch.nn.Sequential):
+    """x + layers(x): with a zero-initialised last layer it starts as the identity."""
+
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def _dct_matrix(n, dtype):
+    """Rows of the orthonormal n-point DCT-II matrix, [n, n]."""
+    i = torch.arange(n, dtype=torch.float64)
+    m = torch.cos(torch.pi * (2 * i[None, :] + 1) * i[:, None] / (2 * n))
+    return (m / m.norm(dim=1, keepdim=True)).to(dtype)
+
+
+def _init_weight(w, init, scale):
+    """Initialise a conv or linear weight in place: xavier (normal, the default), kaiming (normal,
+    fan-in, relu gain), orthogonal, zeros, or dct (DCT basis rows / filters, cycled), times scale."""
+    with torch.no_grad():
+        if init in (None, "xavier"):
+            torch.nn.init.xavier_normal_(w)
+        elif init == "kaiming":
+            torch.nn.init.kaiming_normal_(w, nonlinearity="relu")
+        elif init == "orthogonal":
+            torch.nn.init.orthogonal_(w)
+        elif init == "zeros":
+            torch.nn.init.zeros_(w)
+        elif w.dim() == 2:  # dct, linear: output j is DCT row j mod n_in
+            w.copy_(_dct_matrix(w.shape[1], w.dtype)[torch.arange(w.shape[0]) % w.shape[1]])
+        else:  # dct, conv: output o is the 2-D DCT filter o mod k*k on every input channel
+            k = w.shape[-1]
+            basis = _dct_matrix(k, w.dtype)
+            filt = torch.einsum("ux,vy->uvxy", basis, basis).reshape(k * k, k, k)
+            w.copy_(filt[torch.arange(w.shape[0]) % (k * k)][:, None].expand_as(w) / w.shape[1])
+        w.mul_(scale)
+
+
+def _block(layers, dtype, residual=False):
+    """A learnable block from (kind, in, out, kernel, bias, init, scale) tuples; biases start at 0."""
     mods = []
-    for kind, cin, cout, k, bias in layers:
+    for kind, cin, cout, k, bias, init, scale in layers:
         if kind == "conv":
             m = torch.nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias, dtype=dtype)
         elif kind == "linear":
@@ -80,11 +116,41 @@ def _block(layers, dtype):
             m = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
                  "softplus": torch.nn.Softplus}[kind]()
         if kind in ("conv", "linear"):
-            torch.nn.init.xavier_normal_(m.weight)
+            _init_weight(m.weight, init, scale)
             if bias:
                 torch.nn.init.zeros_(m.bias)
         mods.append(m)
-    return torch.nn.Sequential(*mods)
+    return (_Residual if residual else torch.nn.Sequential)(*mods)
+
+
+def _join(xs, batched, axis, stack):
+    """cat / stack of per-sample values along a per-sample axis; values without a batch dim are
+    expanded to the batch, numbers become tensors and real values join complex ones as complex."""
+    ref = next(x for x in xs if torch.is_tensor(x))
+    xs = [x if torch.is_tensor(x) else torch.as_tensor(x, dtype=ref.dtype, device=ref.device)
+          for x in xs]
+    if any(x.is_complex() for x in xs):
+        cdt = next(x.dtype for x in xs if x.is_complex())
+        xs = [x.to(cdt) for x in xs]
+    if any(batched):
+        n = next(x.shape[0] for x, b in zip(xs, batched) if b)
+        xs = [x if b else x.expand(n, *x.shape) for x, b in zip(xs, batched)]
+        axis += 1
+    return torch.stack(xs, axis) if stack else torch.cat(xs, axis)
+
+
+def _diff(x, axis):
+    """Forward differences along axis (from the end), 0 at the last entry (Neumann)."""
+    n = x.shape[axis]
+    d = x.narrow(axis, 1, n - 1) - x.narrow(axis, 0, n - 1)
+    return torch.cat([d, torch.zeros_like(x.narrow(axis, 0, 1))], axis)
+
+
+def _diff_t(p, axis):
+    """The adjoint of _diff: (D'p)_i = p_(i-1) - p_i with p_(-1) = p_(n-1) = 0."""
+    n = p.shape[axis]
+    q = torch.cat([p.narrow(axis, 0, n - 1), torch.zeros_like(p.narrow(axis, 0, 1))], axis)
+    return torch.cat([torch.zeros_like(q.narrow(axis, 0, 1)), q.narrow(axis, 0, n - 1)], axis) - q
 
 
 def _complex_of(dtype):
@@ -284,7 +350,23 @@ def _vdot(a, rec, args):
     return f"({x}).sum(dim={_dims(args[0])}, keepdim=True)" if nd else f"({x})"
 
 
+def _slice(a, rec, args):
+    items = [str(it[1]) if it[0] == "at" else f"{it[1]}:{it[2]}" for it in rec.attrs[0]]
+    return f"{a[0]}[{', '.join(([':'] if args[0].batched else []) + items)}]"
+
+
+def _axis_from_end(rec, axis: int) -> int:
+    return axis - len(rec.shape)
+
+
 TORCH_OPS.update({
+    "cat": lambda a, r, s: (f"_join([{', '.join(a)}], {tuple(x.batched for x in s)!r}, "
+                            f"{r.attrs[0]}, False)"),
+    "stack": lambda a, r, s: (f"_join([{', '.join(a)}], {tuple(x.batched for x in s)!r}, "
+                              f"{r.attrs[0]}, True)"),
+    "slice": _slice,
+    "diff": lambda a, r, s: f"_diff({a[0]}, {_axis_from_end(r, r.attrs[0])})",
+    "diff_t": lambda a, r, s: f"_diff_t({a[0]}, {_axis_from_end(r, r.attrs[0])})",
     "nonneg": lambda a, r, s: f"_indicator({a[0]} >= 0, {len(s[0].shape)})",
     "box": lambda a, r, s: (f"_indicator(({a[0]} >= {a[1]}) & ({a[0]} <= {a[2]}), "
                             f"{len(s[0].shape)})"),

@@ -114,9 +114,9 @@ def _layer_params(layer) -> int:
 def parameter_count(u: Unfolded) -> int:
     """Trainable numbers in the unfolded network: learnables (per copy) plus learnable blocks."""
     total = sum(math.prod(info.shape) for info in u.params.values())
-    for blk in getattr(u.program, "blocks", {}).values():
+    for name, blk in getattr(u.program, "blocks", {}).items():
         copies = u.copies.get(blk.name, u.K) if blk.tying == "per_layer" else 1
-        total += copies * sum(_layer_params(layer) for layer in blk.layers)
+        total += copies * sum(_layer_params(layer) for layer in u.blocks[name])  # sizes bound
     return total
 
 

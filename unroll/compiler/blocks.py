@@ -5,39 +5,56 @@ and applied like a function; backends build it from these facts, never from per-
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping
 
 from ..dsl import ast
-from ..errors import ShapeError, SpecError, closest
-from .ir import fmt_shape
+from ..errors import NameError_, ShapeError, SpecError, TyingError, closest
+from .channels import CALLS
+from .ir import BlockDef, Value, fmt_shape
+from .sizes import SizeLike, size_value
 
-__all__ = ["LayerDef", "LAYER_KINDS", "layer_def", "flow"]
+__all__ = ["LayerDef", "LAYER_KINDS", "INITS", "layer_def", "flow", "concrete_layers",
+           "check_block", "call_block"]
 
 
 @dataclass(frozen=True)
 class LayerDef:
-    """One checked layer: kind, channels in/out (conv, linear), kernel size, whether it has a bias."""
+    """One checked layer: kind, channels in/out (conv, linear; ints, dims or size expressions),
+    kernel size, whether it has a bias, and its initialisation (None = Xavier-normal) with a scale."""
 
     kind: str
-    cin: int = 0
-    cout: int = 0
+    cin: SizeLike = 0
+    cout: SizeLike = 0
     kernel: int = 0
     bias: bool = False
+    init: str | None = None
+    scale: float = 1.0
 
 
 _ACTIVATIONS = ("relu", "tanh", "sigmoid", "softplus")
 LAYER_KINDS = ("conv", "linear") + _ACTIVATIONS
+INITS = ("xavier", "kaiming", "orthogonal", "zeros", "dct")
 
 
-def layer_def(layer: ast.Layer, source: str) -> LayerDef:
-    """Check a parsed layer's arguments and return its definition."""
+def layer_def(layer: ast.Layer, source: str, size_of: Callable) -> LayerDef:
+    """Check a parsed layer's arguments and return its definition; `size_of(dim)` turns a parsed
+    size (a `Dim` or a bare name) into an int, dim name or `Size`, raising on unknown names."""
     kind, args = layer.kind, layer.args
+    inits = [a for a in args if isinstance(a, tuple) and a and a[0] == "init"]
     flags = [a for a in args if isinstance(a, str)]
-    if any(f != "bias" for f in flags):
-        raise SpecError(f"unknown flag '{[f for f in flags if f != 'bias'][0]}' in {kind}(...)",
-                        layer.span, "the only flag is `bias`", source)
     bias = "bias" in flags
-    nums = [a for a in args if not isinstance(a, str)]
+    init, scale = None, 1.0
+    for _, key, name, sc in inits:
+        if key != "init":
+            raise SpecError(f"unknown layer option '{key}' in {kind}(...)", layer.span,
+                            "the option is init = " + " | ".join(INITS), source)
+        if name not in INITS:
+            raise SpecError(f"unknown initialisation '{name}'", layer.span,
+                            closest(name, INITS) or "inits: " + ", ".join(INITS), source)
+        init, scale = name, sc
+    nums = [a for a in args if a not in inits and a != "bias"]
+    nums = [(size_of(a[0]), size_of(a[1])) if isinstance(a, tuple) else size_of(a) for a in nums]
     if kind == "conv":
         if len(nums) != 2 or not isinstance(nums[0], tuple) or not isinstance(nums[1], int):
             raise SpecError("conv takes channels and a kernel size: conv(1 -> 32, 3)", layer.span,
@@ -45,11 +62,11 @@ def layer_def(layer: ast.Layer, source: str) -> LayerDef:
         if nums[1] % 2 == 0:
             raise SpecError(f"conv kernel size must be odd to keep the image size, got {nums[1]}",
                             layer.span, None, source)
-        return LayerDef("conv", nums[0][0], nums[0][1], nums[1], bias)
+        return LayerDef("conv", nums[0][0], nums[0][1], nums[1], bias, init, scale)
     if kind == "linear":
         if len(nums) != 1 or not isinstance(nums[0], tuple):
             raise SpecError("linear takes its sizes: linear(64 -> 64)", layer.span, None, source)
-        return LayerDef("linear", nums[0][0], nums[0][1], 0, bias)
+        return LayerDef("linear", nums[0][0], nums[0][1], 0, bias, init, scale)
     if kind in _ACTIVATIONS:
         if args:
             raise SpecError(f"{kind} takes no arguments", layer.span, None, source)
@@ -59,14 +76,15 @@ def layer_def(layer: ast.Layer, source: str) -> LayerDef:
 
 
 def flow(layers: list[tuple[LayerDef, ast.Layer]], in_shape: tuple, source: str) -> tuple:
-    """The shape after the layers, checking channel counts on the way (dims may be names)."""
+    """The shape after the layers, checking channel counts on the way (sizes may be symbolic:
+    those that differ only symbolically are checked again when the dims are bound)."""
     shape = in_shape
     for d, node in layers:
         if d.kind == "conv":
             if len(shape) != 3:
                 raise ShapeError(f"conv needs an image [c, h, w], got {fmt_shape(shape)}", node.span,
                                  "reshape a vector first: reshape(v, [1, 33, 33])", source)
-            if isinstance(shape[0], int) and shape[0] != d.cin:
+            if _differ(shape[0], d.cin):
                 raise ShapeError(f"conv expects {d.cin} input channels, got {shape[0]}", node.span,
                                  f"the value reaching it is {fmt_shape(shape)}", source)
             shape = (d.cout,) + tuple(shape[1:])
@@ -74,8 +92,85 @@ def flow(layers: list[tuple[LayerDef, ast.Layer]], in_shape: tuple, source: str)
             if len(shape) != 1:
                 raise ShapeError(f"linear needs a vector, got {fmt_shape(shape)}", node.span, None,
                                  source)
-            if isinstance(shape[0], int) and shape[0] != d.cin:
+            if _differ(shape[0], d.cin):
                 raise ShapeError(f"linear expects {d.cin} inputs, got {shape[0]}", node.span, None,
                                  source)
             shape = (d.cout,)
     return shape
+
+
+def _differ(a: SizeLike, b: SizeLike) -> bool:
+    """Sizes that can never be equal: two different ints (symbolic ones wait for the dims)."""
+    return isinstance(a, int) and isinstance(b, int) and a != b
+
+
+def concrete_layers(blk, dims: Mapping[str, int], source: str) -> tuple[LayerDef, ...]:
+    """The block's layers with every size evaluated, its channel flow re-checked with numbers."""
+    out = []
+    for d in blk.layers:
+        cin, cout = size_value(d.cin, dims), size_value(d.cout, dims)
+        if d.kind in ("conv", "linear") and (cin < 1 or cout < 1):
+            raise ShapeError(f"block {blk.name}: {d.kind}({d.cin} -> {d.cout}) has a size below 1 "
+                             f"with {', '.join(f'{k}={v}' for k, v in dims.items())}", blk.span,
+                             None, source)
+        out.append(replace(d, cin=cin, cout=cout))
+    shape = tuple(size_value(x, dims) for x in blk.in_shape)
+    want = tuple(size_value(x, dims) for x in blk.out_shape)
+    for d in out:
+        if d.kind in ("conv", "linear"):
+            if shape[0] != d.cin:
+                raise ShapeError(f"block {blk.name}: a {d.kind} expects {d.cin} input channels but "
+                                 f"gets {shape[0]} (with the dims bound)", blk.span, None, source)
+            shape = (d.cout,) + tuple(shape[1:])
+    if shape != want:
+        raise ShapeError(f"block {blk.name} gives {fmt_shape(shape)}, not the declared "
+                         f"{fmt_shape(want)} (with the dims bound)", blk.span, None, source)
+    return tuple(out)
+
+
+def call_block(ch, e: ast.Call, ctx, env) -> Value:
+    """Apply a declared block; several arguments are joined along the channel axis first."""
+    from .check import _CONTEXTS
+    blk = ch.blocks[e.func]
+    if "block" not in _CONTEXTS[ctx]:
+        raise ch.err(NameError_, f"block '{e.func}' can only be applied inside iterate", e)
+    if not e.args or e.kwargs or e.bound:
+        raise ch.err(SpecError, f"block {e.func} takes one argument (or several, joined "
+                       "along the channel axis)", e)
+    if len(e.args) > 1:  # B(a, b, c) is B(cat([a, b, c], 0))
+        joined = ast.Call(e.span, "cat", (ast.ListExpr(e.span, tuple(e.args)),))
+        v = CALLS["cat"](ch, joined, ctx, env)
+        e = ast.Call(e.span, e.func, (joined,))
+    else:
+        v = ch.expr(e.args[0], ctx, env)
+    if v.shape != blk.in_shape:
+        raise ch.err(ShapeError, f"block {e.func} takes {fmt_shape(blk.in_shape)}, got "
+                       f"{fmt_shape(v.shape)}", e.args[0], ch.describe(v, e.args[0]))
+    return Value("block", (v,), (e.func,), blk.out_shape, v.batched, v.dtype, e.span)
+
+
+
+def check_block(ch, s: ast.Block) -> None:
+    """Check a `block` declaration (layers, sizes, tying, residual) and declare it."""
+    from .check import _MODIFIERS_TYING
+    tying = [m for m in s.modifiers if m in _MODIFIERS_TYING]
+    if len(set(tying)) > 1:
+        raise ch.err(TyingError, f"block {s.name} is both shared and per_layer", s,
+                       "choose one tying: shared (one copy) or per_layer (one per layer)")
+    bad = [m for m in s.modifiers if m not in _MODIFIERS_TYING + ("residual",)]
+    if bad:
+        raise ch.err(TyingError, f"a block cannot be {bad[0]}", s,
+                       "blocks take shared or per_layer, and residual")
+    defs = [(layer_def(layer, ch.src, ch.dim_size), layer) for layer in s.layers]
+    in_shape, out_shape = ch.shape_of(s.in_shape), ch.shape_of(s.out_shape)
+    got = flow(defs, in_shape, ch.src)
+    if got != out_shape:
+        raise ch.err(ShapeError, f"block {s.name} is declared to give {fmt_shape(out_shape)} "
+                       f"but its layers give {fmt_shape(got)}", s)
+    residual = "residual" in s.modifiers
+    if residual and in_shape != out_shape:
+        raise ch.err(ShapeError, f"a residual block returns x + layers(x), so it keeps the "
+                       f"shape; {s.name} maps {fmt_shape(in_shape)} to {fmt_shape(out_shape)}", s)
+    ch.blocks[s.name] = BlockDef(s.name, tuple(d for d, _ in defs), in_shape, out_shape,
+                                   tying[0] if tying else "shared", s.span, residual)
+    ch.declare(s.name, "block", None, s)

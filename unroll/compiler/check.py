@@ -14,8 +14,9 @@ from .names import reserved_reason
 from .numeric import check_number_op, cost_call
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from . import blocks as _blocks
-from . import derive
+from . import channels, derive
 from .constraints import BASES, CONSTRAINTS
+from .sizes import size_add, size_mul, size_sub
 from .ir import BlockDef, CostTerm, Learnable, Program, StateVar, Tensor, Value, fmt_shape
 from .ops import FUNCTIONS, OPS, REAL_ONLY, SPECIAL_CALLS
 
@@ -126,15 +127,27 @@ class Checker:
     def shape_of(self, dims: tuple[ast.Dim, ...]) -> tuple:
         out = []
         for d in dims:
-            if isinstance(d.value, str):
-                if d.value not in self.dims:
-                    raise self.err(NameError_, f"unknown dim '{d.value}'", d,
-                                   closest(d.value, self.dims) or "declare it with `dims`")
-            elif d.value <= 0:
+            size = self.dim_size(d)
+            if isinstance(size, int) and size <= 0:
                 raise self.err(ShapeError, "a dimension must be positive", d)
-            # NOTE: a dim with a size in the spec (`dims N = 1089`) is that number from here on.
-            out.append(self.dims.get(d.value) or d.value if isinstance(d.value, str) else d.value)
+            out.append(size)
         return tuple(out)
+
+    def dim_size(self, d: ast.Dim | str):
+        """A parsed size (a dim name, an integer or `2*c`-style expression) as int, name or Size;
+        a dim with a size in the spec (`dims N = 1089`) is that number from here on."""
+        if isinstance(d, str):
+            d = ast.Dim(Span(self.spec.file), d)
+        if isinstance(d.value, tuple):
+            op, a, b = d.value
+            f = {"add": size_add, "sub": size_sub, "mul": size_mul}[op]
+            return f(self.dim_size(a), self.dim_size(b))
+        if isinstance(d.value, str):
+            if d.value not in self.dims:
+                raise self.err(NameError_, f"unknown dim '{d.value}'", d,
+                               closest(d.value, self.dims) or "declare it with `dims`")
+            return self.dims.get(d.value) or d.value
+        return d.value
 
     def fit_shape(self, v: Value, shape: tuple, node: ast.Node, what: str) -> Value:
         """Check that an init value fits a declared shape (scalars fill, I takes the size)."""
@@ -196,6 +209,9 @@ class Checker:
         return self.make({"1": "norm1", "2": "norm2", "0": "norm0", "inf": "norminf"}[e.p], [v], e,
                          [e.operand])
 
+    def _expr_Index(self, e: ast.Index, ctx, env) -> Value:
+        return channels.index(self, e, ctx, env)
+
     def _expr_ListExpr(self, e: ast.ListExpr, ctx, env) -> Value:
         raise self.err(SpecError, "a list is only allowed as a keyword argument", e)
 
@@ -208,6 +224,8 @@ class Checker:
             return self.call_cost(e, ctx, env)
         if sym is not None and sym.kind == "block":
             return self.call_block(e, ctx, env)
+        if name in channels.CALLS and sym is None:
+            return channels.CALLS[name](self, e, ctx, env)
         if name in ("reshape", "vec") and sym is None:
             return self.call_reshape(e, ctx, env)
         if name in SPECIAL_CALLS and sym is None:
@@ -238,16 +256,7 @@ class Checker:
         return self.make(opname, args, e, list(e.args))
 
     def call_block(self, e: ast.Call, ctx, env) -> Value:
-        blk = self.blocks[e.func]
-        if "block" not in _CONTEXTS[ctx]:
-            raise self.err(NameError_, f"block '{e.func}' can only be applied inside iterate", e)
-        if len(e.args) != 1 or e.kwargs or e.bound:
-            raise self.err(SpecError, f"block {e.func} takes one argument", e)
-        v = self.expr(e.args[0], ctx, env)
-        if v.shape != blk.in_shape:
-            raise self.err(ShapeError, f"block {e.func} takes {fmt_shape(blk.in_shape)}, got "
-                           f"{fmt_shape(v.shape)}", e.args[0], self.describe(v, e.args[0]))
-        return Value("block", (v,), (e.func,), blk.out_shape, v.batched, v.dtype, e.span)
+        return _blocks.call_block(self, e, ctx, env)
 
     def _int_args(self, e: ast.Call, items, n: int, what: str) -> list[float]:
         vals = []
@@ -336,23 +345,7 @@ class Checker:
         return Value("reshape", (v,), (shape,), shape, v.batched, v.dtype, e.span)
 
     def block(self, s: ast.Block) -> None:
-        tying = [m for m in s.modifiers if m in _MODIFIERS_TYING]
-        if len(set(tying)) > 1:
-            raise self.err(TyingError, f"block {s.name} is both shared and per_layer", s,
-                           "choose one tying: shared (one copy) or per_layer (one per layer)")
-        bad = [m for m in s.modifiers if m not in _MODIFIERS_TYING]
-        if bad:
-            raise self.err(TyingError, f"a block cannot be {bad[0]}", s,
-                           "blocks take shared or per_layer")
-        defs = [(_blocks.layer_def(layer, self.src), layer) for layer in s.layers]
-        in_shape, out_shape = self.shape_of(s.in_shape), self.shape_of(s.out_shape)
-        got = _blocks.flow(defs, in_shape, self.src)
-        if got != out_shape:
-            raise self.err(ShapeError, f"block {s.name} is declared to give {fmt_shape(out_shape)} "
-                           f"but its layers give {fmt_shape(got)}", s)
-        self.blocks[s.name] = BlockDef(s.name, tuple(d for d, _ in defs), in_shape, out_shape,
-                                       tying[0] if tying else "shared", s.span)
-        self.declare(s.name, "block", None, s)
+        _blocks.check_block(self, s)
 
     def call_cost(self, e: ast.Call, ctx, env) -> Value:
         with cost_call(self, e):  # a cost that calls itself is an error, not a RecursionError
@@ -573,6 +566,7 @@ class Checker:
                 raise self.err(NameError_, f"finally '{n}': not a state of the iteration", final,
                                closest(n, [s for s in self.states if not self.states[s].aux])
                                or "finally names states updated in the iterate block")
+        self.count_name = iterate.count_name
         loss = self.loss(loss_node) if loss_node is not None else None
         K = self.K_override if self.K_override is not None else iterate.count
         if not 1 <= K <= MAX_K:
@@ -678,7 +672,8 @@ class Checker:
         return updates, equations, aux
 
     def loss(self, s: ast.Loss) -> Value:
-        v = self.expr(s.expr, "loss")
+        count = Value("count", (), (), (), False, "real", s.span)  # K: the number of layers
+        v = self.expr(s.expr, "loss", {self.count_name: count})
         if v.shape != ():
             raise self.err(ShapeError, f"the loss must be a scalar, got {fmt_shape(v.shape)}", s.expr,
                            "use mse(x, x_star) or wrap the expression in sum()")

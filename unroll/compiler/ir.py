@@ -85,6 +85,7 @@ class BlockDef:
     out_shape: tuple
     tying: str
     span: Span
+    residual: bool = False   # the block computes x + layers(x)
 
 
 @dataclass(frozen=True)
@@ -126,4 +127,4 @@ def fmt_shape(shape: tuple) -> str:
     """`[n, m]`-style rendering of a shape."""
     if shape == ("*",):
         return "[square, any size]"
-    return "[" + ", ".join(str(d) for d in shape) + "]"
+    return "[" + ", ".join(str(d) for d in shape) + "]"  # a `sizes.Size` prints as `2*c`

@@ -103,6 +103,14 @@ _TABLE = [
     OpInfo("nonneg", (1, 1), "reduce", None, "nonneg(x): indicator of x ≥ 0 (0 or +inf)", False),
     OpInfo("box", (3, 3), "reduce", None, "box(x, lo, hi): indicator of lo ≤ x ≤ hi (0 or +inf)",
            False),
+    # Several values as one and back (channels.py); axes count per-sample dims from 0.
+    OpInfo("cat", (1, 1 << 16), "custom", None, "cat([a, b], axis): join along an axis"),
+    OpInfo("stack", (1, 1 << 16), "custom", None, "stack([a, b], axis): join along a new axis"),
+    OpInfo("slice", (1, 1), "custom", None, "v[i, a:b]: entries or ranges along the leading axes"),
+    OpInfo("diff", (1, 1), "custom", None, "diff(x, axis): forward differences x[i+1] - x[i], 0 at "
+           "the last entry (Neumann boundary)"),
+    OpInfo("diff_t", (1, 1), "custom", None, "diff_t(p, axis): the adjoint of diff (minus the "
+           "discrete divergence)"),
     # Built only by the derivation (argmin, block soft thresholding), never written in a spec.
     OpInfo("solve", (2, 2), "custom", None, "solve(H, b): H⁻¹ b for a fixed square matrix H"),
     OpInfo("vdot", (2, 2), "custom", None, "vdot(a, b): per-sample inner product, kept as [1]"),
@@ -131,7 +139,7 @@ SPECIAL_CALLS = ("grid", "dct_filters", "diff_filters", "otf")
 
 # Ops whose value is zero wherever their first argument is zero (used when folding zero states).
 ZERO_PRESERVING = frozenset({"soft", "hard", "relu", "abs", "sign", "neg", "tanh", "sqrt", "fft2",
-                             "ifft2", "real", "imag", "conj", "sum_l"})
+                             "ifft2", "real", "imag", "conj", "sum_l", "slice", "diff", "diff_t"})
 
 
 def op(name: str) -> OpInfo:

@@ -33,10 +33,28 @@ _LEAVES: dict[str, Callable[[Value], str]] = {
     "number": lambda v: v.name or f"{v.attrs[0]:g}",
     "identity": lambda v: "I",
     "index": lambda v: "k",
+    "count": lambda v: "K",
     "zeros": lambda v: "0",
     "grid": lambda v: "grid({}, {:g}, {:g})".format(*v.attrs),
     "dct_filters": lambda v: f"dct_filters({v.attrs[0]}" + (", order = F)" if v.attrs[1:] == ("F",)
                                                             else ")"),
+}
+
+
+def _index_text(v: Value, args: list[str]) -> str:
+    items = [str(it[1]) if it[0] == "at" else f"{it[1]}:{it[2]}" for it in v.attrs[0]]
+    return f"{args[0]}[{', '.join(items)}]"
+
+
+# ops printed as the spec writes them: x[1:3], cat([a, b], 0), B(v), x[k], sum_k(...)
+_SPECIAL: dict[str, Callable[[Value, list], str]] = {
+    "slice": _index_text,
+    "cat": lambda v, a: f"cat([{', '.join(a)}], {v.attrs[0]})",
+    "stack": lambda v, a: f"stack([{', '.join(a)}], {v.attrs[0]})",
+    "block": lambda v, a: f"{v.attrs[0]}({a[0]})",
+    "state_at": lambda v, a: f"{v.attrs[0]}[{a[0]}]",
+    "sum_layers": lambda v, a: f"sum_k({a[0]})",
+    "reshape": lambda v, a: f"reshape({a[0]}, [{', '.join(str(d) for d in v.attrs[0])}])",
 }
 
 
@@ -83,6 +101,8 @@ class _Printer:
             if v.op == "matmul" and right.startswith("("):
                 return left + right, p
             return left + _INFIX[v.op] + right, p
+        if v.op in _SPECIAL:
+            return _SPECIAL[v.op](v, [self.text(a)[0] for a in v.args]), ATOM
         name = _FUNCTIONS.get(v.op, v.op)
         args = [self.text(a)[0] for a in v.args]
         args += [_attr_text(a) for a in v.attrs]

@@ -15,8 +15,10 @@ import numpy as np
 
 from ..errors import ShapeError, SpecError
 from ..limits import MAX_DIM, MAX_ELEMENTS, MAX_K
+from .blocks import concrete_layers
 from .graph import Graph, Namespace
 from .ir import Program, Value, fmt_shape
+from .sizes import Size, size_value
 
 __all__ = ["Unfolded", "ParamInfo", "bind_dims", "unfold"]
 
@@ -51,6 +53,8 @@ class Unfolded:
     objective_graph: Graph | None = None  # the cost terms of the first output, per layer
     objective_node: str | None = None
     copies: dict[str, int] = field(default_factory=dict)  # per-layer learnable/block -> copies
+    blocks: dict = field(default_factory=dict)  # block name -> its layers with concrete sizes
+    loss_layers: bool = False  # whether the loss reads states after layers before the last
 
     @property
     def iterations(self) -> int:
@@ -94,6 +98,8 @@ def bind_dims(program: Program, shapes: Mapping[str, tuple], given: Mapping[str,
             raise ShapeError(f"operator {name} is declared {fmt_shape(t.shape)} but was given an "
                              f"array of shape {got}", t.span, None, program.source)
         for d, g in zip(t.shape, got):
+            if isinstance(d, Size):
+                continue  # `2*c`-style sizes are checked once every dim is bound
             if isinstance(d, int):
                 ok = d == g
             elif d in dims:
@@ -123,12 +129,29 @@ class _Instantiator:
     def __init__(self, graph: Graph, dims: dict[str, int], program: Program):
         self.g, self.dims, self.program = graph, dims, program
         self._variant: dict[int, bool] = {}
+        self.k: int | None = None   # the layer sum_k is at, in the loss
+        self.K = program.K
+        self.layer_leaf = None      # (state, layer) -> leaf node, in the loss
+
+    def state_at(self, v: Value, leaves: dict, layer, memo) -> str:
+        """The leaf for state v.attrs[0] after the layer its index evaluates to (1..K)."""
+        i = self.g.number(self(v.args[0], leaves, layer, memo))
+        if self.layer_leaf is None or i is None or i != int(i) or not 1 <= i <= self.K:
+            what = "is not a whole number" if i is None or i != int(i) else f"is {int(i)}"
+            raise ShapeError(f"the layer index of {v.attrs[0]}[...] {what}; the loss reads the "
+                             f"layers 1..K (K = {self.K})", v.span, None, self.program.source)
+        return self.layer_leaf(v.attrs[0], int(i))
 
     def concrete(self, shape: tuple, span) -> tuple:
         if shape == ("*",):
             raise ShapeError("the size of I is unknown here", span, "use I in a sum or product "
                              "with a square matrix", self.program.source)
-        return tuple(d if isinstance(d, int) else self.dims[d] for d in shape)
+        out = tuple(size_value(d, self.dims) for d in shape)
+        if any(d < 1 for d in out):
+            raise ShapeError(f"the shape {fmt_shape(shape)} has a size below 1 with "
+                             f"{', '.join(f'{k}={v}' for k, v in self.dims.items())}", span, None,
+                             self.program.source)
+        return out
 
     def __call__(self, v: Value, leaves: dict[tuple, str], layer: int | None,
                  memo: dict[int, str]) -> str:
@@ -139,9 +162,23 @@ class _Instantiator:
         if v.op == "number":
             out = g.add("number", (), (float(v.attrs[0]),), (), "real", False, None, v.span)
         elif v.op == "dim":
-            out = g.add("number", (), (float(self.dims[v.attrs[0]]),), (), "real", False, None, v.span)
+            out = g.add("number", (), (float(size_value(v.attrs[0], self.dims)),), (), "real", False,
+                        None, v.span)
         elif v.op == "index":
-            out = g.add("number", (), (float(layer),), (), "real", False, None, v.span)
+            k = layer if self.k is None else self.k
+            out = g.add("number", (), (float(k),), (), "real", False, None, v.span)
+        elif v.op == "count":
+            out = g.add("number", (), (float(self.K),), (), "real", False, None, v.span)
+        elif v.op == "sum_layers":
+            out = None
+            for k in range(1, self.K + 1):
+                self.k = k
+                term = self(v.args[0], leaves, layer, {})
+                out = term if out is None else g.add("add", (out, term), (), (), "real",
+                                                     g[term].batched or g[out].batched, None, v.span)
+            self.k = None
+        elif v.op == "state_at":
+            out = self.state_at(v, leaves, layer, memo)
         elif v.op in ("grid", "dct_filters", "diff_filters"):
             out = g.add(v.op, (), tuple(v.attrs), self.concrete(v.shape, v.span), "real", False, None,
                         v.span, v.op)
@@ -168,6 +205,9 @@ class _Instantiator:
                 per_layer = self.program.blocks[v.attrs[0]].tying == "per_layer"
                 attrs = (v.attrs[0], layer) if per_layer else (v.attrs[0], None)
                 label = f"{v.attrs[0]}[{layer}]" if per_layer else v.attrs[0]
+            elif v.op == "slice":
+                attrs = (tuple((it[0],) + tuple(size_value(b, self.dims) for b in it[1:])
+                               for it in v.attrs[0]),)
             elif v.op == "reshape":
                 attrs = (shape,)
                 src = g[args[0]].shape
@@ -225,6 +265,7 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
     build, graph = Graph(Namespace()), Graph(ns)
     layers = K + (1 if program.final else 0)
     out = Unfolded(program, dict(dims), layers, build, graph, None)
+    out.blocks = {n: concrete_layers(b, dims, program.source) for n, b in program.blocks.items()}
     in_final = _final_uses(program)
     for name, blk in program.blocks.items():
         if blk.tying == "per_layer":
@@ -342,6 +383,7 @@ def _side_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, 
     leaf with attrs (name, "k"): the backends give it layer k's copy (the last layer's in the loss)."""
     g = Graph(Namespace())
     li = _Instantiator(g, dims, program)
+    li.K = out.K
     leaves: dict[tuple, str] = {}
     for (kind, *rest), node in fwd_leaves.items():
         if kind in ("input", "operator", "const", "param"):
@@ -361,6 +403,16 @@ def _side_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, 
                      None, st.span, name, name)
         leaves[("state", name)] = node
         states[name] = node
+
+    def layer_leaf(name: str, k: int) -> str:
+        """State `name` after layer k (the final state's leaf when k = K)."""
+        if k == out.K:
+            return states[name]
+        out.loss_layers = True
+        st = program.states[name]
+        return g.add("state", (), (name, k), li.concrete(st.shape, st.span), st.dtype, st.batched,
+                     None, st.span, f"{name}_{k}", f"{name}[{k}]")
+    li.layer_leaf = layer_leaf
     result = li(value, leaves, None, {})
     g.lint()
     return g, result, states

@@ -7,8 +7,9 @@ from ..errors import Span
 
 __all__ = [
     "Node", "Expr", "Number", "Name", "Call", "BinOp", "Neg", "Transpose", "Norm", "ListExpr",
-    "Dim", "Algorithm", "DimDecl", "Dims", "TensorDecl", "Const", "Cost", "Learn", "State",
-    "Assign", "Iterate", "Final", "Output", "Loss", "Solve", "Layer", "Block", "Spec",
+    "Index", "IndexItem", "Dim", "Algorithm", "DimDecl", "Dims", "TensorDecl", "Const", "Cost",
+    "Learn", "State", "Assign", "Iterate", "Final", "Output", "Loss", "Solve", "Layer", "Block",
+    "Spec",
 ]
 
 
@@ -75,12 +76,30 @@ class ListExpr(Expr):
     items: tuple[Expr, ...]
 
 
+@dataclass(frozen=True)
+class IndexItem(Node):
+    """One entry of an index: `at` alone (x[2]), or a range `lo:hi` (either may be None)."""
+
+    at: Expr | None = None
+    lo: Expr | None = None
+    hi: Expr | None = None
+    is_slice: bool = False
+
+
+@dataclass(frozen=True)
+class Index(Expr):
+    """`x[i]`, `x[a:b, :]`: channel picks and ranges per axis (or a layer of a state in the loss)."""
+
+    operand: Expr
+    items: tuple[IndexItem, ...]
+
+
 # ---- declarations ----
 @dataclass(frozen=True)
 class Dim(Node):
-    """One entry of a shape: a dim name or an integer."""
+    """One entry of a shape: a dim name, an integer, or (op, Dim, Dim) for `2*c`, `c + 1`."""
 
-    value: str | int
+    value: str | int | tuple
 
 
 @dataclass(frozen=True)
@@ -194,10 +213,11 @@ class Solve(Node):
 
 @dataclass(frozen=True)
 class Layer(Node):
-    """One layer of a learnable block: `conv(1 -> 32, 3)`, `relu`, `linear(64 -> 64)`."""
+    """One layer of a learnable block: `conv(1 -> 32, 3)`, `relu`, `linear(m -> h, init = xavier)`.
+    args: a `Dim` (a size), (Dim, Dim) for `a -> b`, a flag name, or ('init', name, scale)."""
 
     kind: str
-    args: tuple[int | str | tuple[int, int], ...]
+    args: tuple
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,26 @@ class _ToAst(Transformer):
     def dim_int(self, meta, c):
         return ast.Dim(self._s(meta), int(c[0]))
 
+    def _dim_op(op):  # noqa: N805
+        @v_args(meta=True)
+        def rule(self, meta, c):
+            return ast.Dim(self._s(meta), (op, c[0], c[1]))
+        return rule
+
+    dim_add, dim_sub, dim_mul = _dim_op("add"), _dim_op("sub"), _dim_op("mul")
+
+    @v_args(meta=True)
+    def index(self, meta, c):
+        return ast.Index(self._s(meta), c[0], tuple(c[1:]))
+
+    @v_args(meta=True)
+    def idx_at(self, meta, c):
+        return ast.IndexItem(self._s(meta), at=c[0])
+
+    @v_args(meta=True)
+    def idx_slice(self, meta, c):
+        return ast.IndexItem(self._s(meta), lo=c[0], hi=c[1], is_slice=True)
+
     def shape(self, c):
         return tuple(d for d in c if d is not None)
 
@@ -208,13 +228,14 @@ class _ToAst(Transformer):
         return ast.Iterate(self._s(meta), str(c[0]), int(c[1]), tuple(c[2:]))
 
     def channels(self, c):
-        return (int(c[0]), int(c[1]))
+        return (c[0], c[1])
 
-    def int_arg(self, c):
-        return int(c[0])
+    def size_arg(self, c):
+        d = c[0]  # a bare name is a flag (`bias`) or a dim; the compiler decides
+        return d.value if isinstance(d.value, str) else d
 
-    def flag_arg(self, c):
-        return str(c[0])
+    def init_arg(self, c):
+        return ("init", str(c[0]), str(c[1]), float(c[2]) if c[2] is not None else 1.0)
 
     @v_args(meta=True)
     def layer(self, meta, c):
