@@ -12,7 +12,7 @@ from ..dsl import ast
 from ..errors import NameError_, ShapeError, SpecError, TyingError, closest
 from .channels import CALLS
 from .ir import BlockDef, Value, fmt_shape
-from .sizes import SizeLike, size_value
+from .sizes import SizeLike, size_sub, size_value
 
 __all__ = ["LayerDef", "LAYER_KINDS", "INITS", "layer_def", "flow", "concrete_layers",
            "check_block", "call_block"]
@@ -100,8 +100,10 @@ def flow(layers: list[tuple[LayerDef, ast.Layer]], in_shape: tuple, source: str)
 
 
 def _differ(a: SizeLike, b: SizeLike) -> bool:
-    """Sizes that can never be equal: two different ints (symbolic ones wait for the dims)."""
-    return isinstance(a, int) and isinstance(b, int) and a != b
+    """Sizes that can never be equal: their difference is a non-zero number (`h` and `h + 1`);
+    other symbolic ones wait for the dims."""
+    d = size_sub(a, b)
+    return isinstance(d, int) and d != 0
 
 
 def concrete_layers(blk, dims: Mapping[str, int], source: str) -> tuple[LayerDef, ...]:

@@ -75,6 +75,9 @@ VJP = {
     "tanh": lambda n, g, d: [al.mul(g, al.sub(al.num(1.0), al.mul(n, n)))],
     "sigmoid": lambda n, g, d: [al.mul(g, al.mul(n, al.sub(al.num(1.0), n)))],
     "softplus": lambda n, g, d: [al.mul(g, al.mk("sigmoid", n.args[0]))],
+    # forward differences and their adjoint are each other's transpose (channels.py)
+    "diff": lambda n, g, d: [al.mk("diff_t", g, attrs=n.attrs, shape=n.shape)],
+    "diff_t": lambda n, g, d: [al.mk("diff", g, attrs=n.attrs, shape=n.shape)],
 }
 
 

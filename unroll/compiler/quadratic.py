@@ -43,6 +43,9 @@ def linear_part(g: Value, p: Value, v: Value) -> Value | None:
                 c = n.args[1 - i]
                 f = al.mul if n.op == "mul" else al.matmul
                 memo[id(n)] = f(a[0], c) if i == 0 else f(c, a[1])
+            elif n.op in ("diff", "diff_t"):  # linear maps of their one argument
+                memo[id(n)] = None if a[0] is None else al.mk(n.op, a[0], attrs=n.attrs,
+                                                              shape=n.shape)
             elif n.op == "div" and dep[id(n.args[0])] and not dep[id(n.args[1])]:
                 memo[id(n)] = al.div(a[0], n.args[1])
             else:
