@@ -149,3 +149,119 @@ def test_import_cli_writes_the_checkpoint_and_fails_cleanly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ratio 1" in err and "--ratio 25" in err and "Traceback" not in err
     assert not (tmp_path / "y.pt").exists()
+
+
+def test_ista_net_plus_mri_spec_equals_the_authors_mri_phase():
+    """zoo:ista_net_plus_mri with released weights on a small random problem (the convs do not
+    depend on the size) against the README's phase in plain torch: unnormalised fft2/ifft2 pair,
+    x0 = PhiTb, x = x - rho A x + rho PhiTb, float64."""
+    import unroll
+
+    sd = {k.removeprefix("module."): v.double()
+          for k, v in torch.load(PUB / "mri_ista_net_plus_r30.pkl", map_location="cpu", weights_only=True).items()}
+    rng = np.random.default_rng(0)
+    mask = (rng.random((24, 24)) < 0.4).astype(np.float64)
+    mask[0, 0] = 1.0
+    x_true = torch.tensor(rng.random((2, 24, 24)))
+    M = torch.tensor(mask)
+    A = lambda v: torch.fft.ifft2(M * torch.fft.fft2(v)).real  # noqa: E731
+    ptb = A(x_true)
+    x = ptb.clone()
+    for k in range(9):
+        p = {n.split(".")[-1]: v for n, v in sd.items() if n.startswith(f"fcs.{k}.")}
+        x = x - p["lambda_step"] * A(x) + p["lambda_step"] * ptb
+        r = x.unsqueeze(1)
+        d = F.conv2d(r, p["conv_D"], padding=1)
+        f = F.conv2d(F.relu(F.conv2d(d, p["conv1_forward"], padding=1)), p["conv2_forward"], padding=1)
+        f = torch.sign(f) * F.relu(torch.abs(f) - p["soft_thr"])
+        b = F.conv2d(F.relu(F.conv2d(f, p["conv1_backward"], padding=1)), p["conv2_backward"], padding=1)
+        x = (r + F.conv2d(b, p["conv_G"], padding=1)).squeeze(1)
+    from unroll.published.ista import ISTA_NET_PLUS_MRI
+    from unroll.published.importer import map_weights
+
+    _, mapped, _ = map_weights(ISTA_NET_PLUS_MRI, sd, "mri")
+    model = unroll.compile("zoo:ista_net_plus_mri", dtype=torch.float64, P=mask)
+    model.load_state_dict({**model.state_dict(), **{k: v.reshape(model.state_dict()[k].shape) for k, v in mapped.items()}})
+    y = M * torch.fft.fft2(x_true, norm="ortho")  # the MRI task's measurement
+    ours = model(y=y)
+    assert torch.max(torch.abs(ours - x)) < 1e-10
+
+
+def _model(tmp_path):
+    from unroll.published import ImportOptions
+
+    ck = PUB / "ista_net_plus_r25.pkl"
+    model, saved = import_checkpoint("zoo:ista_net_plus", ck, ImportOptions(ck, data=DATA), out=tmp_path / "ck.pt")
+    return model, tmp_path / "ck.pt"
+
+
+def test_eval_images_reads_odd_images_and_writes_the_json(tmp_path, capsys):
+    from PIL import Image
+    import scipy.io
+
+    from unroll.evaluate.folder import read_image
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    grey = rng.integers(0, 256, (40, 50), dtype=np.uint8)
+    Image.fromarray(grey).save(d / "grey.png")
+    rgb = rng.integers(0, 256, (35, 34, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(d / "colour.bmp")
+    Image.fromarray(np.dstack([rgb, np.full((35, 34), 7, np.uint8)])).save(d / "alpha.png")
+    Image.fromarray((grey.astype(np.uint16) * 257)).save(d / "deep16.png")
+    scipy.io.savemat(d / "im.mat", {"im_ori": grey[:33, :33] / 255.0, "note": np.zeros(3)})
+    # readers: 16-bit scaled by 65535, colour -> 8-bit-rounded BT.601 Y, alpha dropped, .mat im_ori
+    assert np.array_equal(read_image(d / "deep16.png"), grey / 255.0)
+    y = read_image(d / "colour.bmp") * 255
+    assert np.array_equal(y, np.rint(y)) and np.max(np.abs(y - rgb @ np.array([0.299, 0.587, 0.114]))) < 0.51  # fixed-point weights
+    assert np.array_equal(read_image(d / "alpha.png"), read_image(d / "colour.bmp"))
+    assert np.allclose(read_image(d / "im.mat"), grey[:33, :33] / 255.0)
+    _, ck = _model(tmp_path)
+    out = tmp_path / "s.json"
+    assert main(["eval", "zoo:ista_net_plus", "--ckpt", str(ck), "--images", str(d), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "SSIM: skimage" in text and "grey.png" in text and "40x50" in text
+    j = json.loads(out.read_text())
+    assert set(j) == {"mean_psnr", "mean_ssim", "images"}
+    assert [set(i) for i in j["images"]] == [{"name", "psnr", "ssim"}] * 5
+    assert [i["name"] for i in j["images"]] == sorted(p.name for p in d.iterdir())
+    assert abs(j["mean_psnr"] - np.mean([i["psnr"] for i in j["images"]])) < 1e-12
+    # a too-small image is a clear error (exit 2, no traceback), naming the file
+    Image.fromarray(grey[:5, :5]).save(d / "tiny.png")
+    assert main(["eval", "zoo:ista_net_plus", "--ckpt", str(ck), "--images", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.png" in err and "at least 7" in err and "Traceback" not in err
+    (d / "tiny.png").unlink()
+    scipy.io.savemat(d / "two.mat", {"a": np.zeros((9, 9)), "b": np.ones((9, 9))})
+    assert main(["eval", "zoo:ista_net_plus", "--ckpt", str(ck), "--images", str(d)]) == 2
+    assert "two.mat" in capsys.readouterr().err
+
+
+def test_uniform_ssim_equals_scikit_image_default():
+    skm = pytest.importorskip("skimage.metrics")
+    from unroll.evaluate.folder import ssim_uniform
+
+    rng = np.random.default_rng(1)
+    a = rng.random((37, 45)) * 255
+    b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255)
+    assert abs(ssim_uniform(a, b, 255.0) - skm.structural_similarity(a, b, data_range=255)) < 1e-12
+
+
+def test_train_init_takes_the_checkpoint_weights_and_its_qinit(tmp_path):
+    import unroll
+    from unroll.train.warm_start import load_init, operators_with_init, read_init
+
+    model, ck = _model(tmp_path)
+    init = read_init(ck)
+    assert init.K == 9 and init.spec == "zoo:ista_net_plus"
+    phi = model.Phi.double().numpy()
+    ops, notes = operators_with_init({"Phi": phi, "Q": np.zeros((1089, 272))}, init, {"Phi"})
+    assert np.allclose(ops["Q"], model.Q.double().numpy()) and "operator Q" in notes[0]
+    with pytest.raises(ValueError, match="operator Phi .* differs"):
+        operators_with_init({"Phi": phi[:200], "Q": ops["Q"]}, init, {"Phi"})
+    fresh = unroll.compile("zoo:ista_net_plus", **ops)
+    load_init(fresh, init)
+    assert torch.equal(fresh.state_dict()["layers.8.G.0.weight"], model.state_dict()["layers.8.G.0.weight"])
+    with pytest.raises(ValueError, match="no entry for the model's 'layers.9.rho'"):
+        load_init(unroll.compile("zoo:ista_net_plus", K=10, **ops), init)

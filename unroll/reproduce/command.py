@@ -12,7 +12,60 @@ def _duration(text: str) -> float:
     return duration_arg(text)
 
 
+class _Budget(argparse.Action):
+    """--budget T: the duration, and a note that it was given (--published trains only then)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.budget = values
+        namespace.budget_given = True
+
+
+def _run_ista_published(args: argparse.Namespace) -> int:
+    """ista-net --published DIR: the released weights through our specs, optionally our training."""
+    from pathlib import Path
+
+    import torch
+
+    import unroll
+    from ..data import resolve_data_dir
+    from .ista_published import evaluate_released, format_published_table, published_dir, write_results
+
+    pub = published_dir(args.published)
+    data_dir, where = resolve_data_dir(args.data)
+    if data_dir is None:
+        raise ValueError("--published needs the data directory (--data DIR or $UNROLL_DATA) for Phi, "
+                         "the MRI masks, Set11 and the brain test images")
+    print(where)
+    networks = tuple(args.networks or ("ista_net_plus", "ista_net"))
+    if "fista_net" in networks:
+        raise ValueError("--published: the release has ISTA-Net and ISTA-Net+ weights only (not FISTA-Net)")
+    ratios = tuple(args.ratios or (1, 4, 10, 25, 30, 40))
+    mri = tuple(args.mri_ratios if args.mri_ratios is not None else (20, 30, 40, 50))
+    rows = evaluate_released(pub, Path(data_dir), networks, ratios, mri)
+    trained: dict = {}
+    record = {"published": str(pub), "data": str(data_dir), "torch": torch.__version__,
+              "unroll": unroll.__version__, "rows": rows}
+    out = Path(args.out or "runs/reproduce_ista_net")
+    if getattr(args, "budget_given", False):
+        from .ista_net import ReproduceConfig, reproduce_ista_net
+
+        cfg = ReproduceConfig(ratios=ratios, budget_s=args.budget, networks=networks, data_dir=str(data_dir),
+                              device=args.device, out_dir=str(out), K=args.K or 9,
+                              batch_size=args.batch_size or 64, lr=args.lr or 1e-3, n_blocks=args.blocks,
+                              seed=args.seed, progress=not args.quiet)
+        own = reproduce_ista_net(cfg)
+        trained = {(r["network"], float(r["ratio"])): r["psnr"] for r in own["rows"]}
+        record["trained"] = own["rows"]
+        print("CS-MRI: no own-training column (train zoo:ista_net_plus_mri with `unroll train`)") if mri else None
+    print(format_published_table(rows, trained))
+    write_results(out / "published.json", record)
+    print(f"results: {out / 'published.json'}")
+    return 0
+
+
 def _run_ista_net(args: argparse.Namespace) -> int:
+    if getattr(args, "published", None):
+        return _run_ista_published(args)
     from .ista_net import ReproduceConfig, format_table, reproduce_ista_net, ship_pretrained
 
     cfg = ReproduceConfig(ratios=tuple(args.ratios or (10, 25)), budget_s=args.budget,
@@ -65,7 +118,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "on 0-255) and print our numbers next to the paper's Table 1. admm-net: ADMM-Net on CS-MRI "
         "per mask. Both write OUT/results.json.")
     p.add_argument("paper", choices=sorted(_PAPERS), help="which reproduction")
-    p.add_argument("--budget", type=_duration, default=600.0, metavar="T",
+    p.add_argument("--published", metavar="DIR", default=None,
+                   help="run the paper's released weights through our compiled specs (ista-net: "
+                   "DIR/ista_net/*.pkl with their Qinit, on Set11 and the 50 brain images); trains our "
+                   "own column only when --budget is given")
+    p.add_argument("--mri-ratios", type=float, nargs="*", default=None, metavar="PCT",
+                   help="ista-net --published: CS-MRI mask ratios (default 20 30 40 50; none to skip)")
+    p.add_argument("--budget", type=_duration, default=600.0, metavar="T", action=_Budget,
                    help="training time PER run (ista-net: per network and ratio; admm-net: per mask), "
                    "e.g. 10m (default 10m)")
     p.add_argument("--data", metavar="DIR", help="data directory (default $UNROLL_DATA, else built-in "
