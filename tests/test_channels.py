@@ -113,6 +113,32 @@ output x
     assert e.value.span.line == 6 and e.value.span.col == col
 
 
+def test_complex_from_real_channels_in_both_backends_and_its_gradient():
+    spec = """dims n
+operator P : [n, n]
+input y : [n, n] complex
+learn w : [2, n, n] = 1
+state x : [n, n] = 0
+iterate K = 1:
+    v = w * stack([real(y), imag(y)])
+    x = real(ifft2(P * complex(v[0], 2 * v[1]))) + imag(complex(1, v[0]))
+output x
+"""
+    rng = np.random.default_rng(5)
+    P = rng.random((4, 4))
+    y = rng.standard_normal((2, 4, 4)) + 1j * rng.standard_normal((2, 4, 4))
+    m = unroll.compile(spec, P=P, dtype=torch.float64)
+    want = np.real(np.fft.ifft2(P * (y.real + 2j * y.imag), norm="ortho")) + y.real
+    np.testing.assert_allclose(m(y=torch.tensor(y)).detach().numpy(), want, atol=1e-12)
+    np.testing.assert_allclose(evaluate(m.unfolded, {"P": P}, {"y": y})["output"], want, atol=1e-12)
+    w = m.w.detach().clone().requires_grad_()
+    assert gradcheck(lambda w: torch.func.functional_call(m, {"w": w}, (), {"y": torch.tensor(y)}),
+                     (w,))
+    with pytest.raises(SpecError) as e:
+        unroll.check(spec.replace("complex(v[0], 2 * v[1])", "complex(y, v[1])"))
+    assert "needs real values" in str(e.value)
+
+
 # ---- Learned Primal-Dual: compiled vs hand-written ----
 def _hand_lpd(model, P, y, Np=5, Nd=5):
     """Adler & Oktem's Learned Primal-Dual for CS-MRI written directly in torch, with the

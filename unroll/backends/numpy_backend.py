@@ -141,6 +141,7 @@ NUMPY_OPS.update({
     "real": lambda a, r, s: np.real(a[0]),
     "imag": lambda a, r, s: np.imag(a[0]),
     "conj": lambda a, r, s: np.conj(a[0]),
+    "complex": lambda a, r, s: a[0] + 1j * a[1],
     "cconv": lambda a, r, s: np.real(np.fft.ifft2(
         _otf(a[0], *a[1].shape[-2:]) * np.expand_dims(np.fft.fft2(a[1]), -3))),
     "cconv_t": lambda a, r, s: np.real(np.fft.ifft2(

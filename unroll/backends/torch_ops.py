@@ -139,6 +139,16 @@ def _join(xs, batched, axis, stack):
     return torch.stack(xs, axis) if stack else torch.cat(xs, axis)
 
 
+def _complex(a, b):
+    """a + i b for real tensors (or numbers), broadcast."""
+    if not torch.is_tensor(a) and not torch.is_tensor(b):
+        return torch.complex(torch.tensor(float(a)), torch.tensor(float(b)))
+    ref = a if torch.is_tensor(a) else b
+    a, b = (torch.as_tensor(v, dtype=ref.dtype, device=ref.device) for v in (a, b))
+    a, b = torch.broadcast_tensors(a, b)
+    return torch.complex(a, b)
+
+
 def _diff(x, axis):
     """Forward differences along axis (from the end), 0 at the last entry (Neumann)."""
     n = x.shape[axis]
@@ -311,6 +321,7 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] =
     "real": lambda a, r, s: f"{a[0]}.real" if s[0].dtype == "complex" else a[0],
     "imag": lambda a, r, s: f"{a[0]}.imag" if s[0].dtype == "complex" else f"torch.zeros_like({a[0]})",
     "conj": lambda a, r, s: f"torch.conj({a[0]})" if s[0].dtype == "complex" else a[0],
+    "complex": lambda a, r, s: f"_complex({a[0]}, {a[1]})",
     "cconv": lambda a, r, s: f"_cconv({a[0]}, {a[1]})",
     "cconv_t": lambda a, r, s: f"_cconv_t({a[0]}, {a[1]})",
     "otf": lambda a, r, s: f"_otf({a[0]}, {r.shape[-2]}, {r.shape[-1]})",

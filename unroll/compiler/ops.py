@@ -75,6 +75,8 @@ _TABLE = [
     OpInfo("real", (1, 1), "elementwise", None, "real(v): real part", out_dtype="real"),
     OpInfo("imag", (1, 1), "elementwise", None, "imag(v): imaginary part", out_dtype="real"),
     OpInfo("conj", (1, 1), "elementwise", None, "conj(v): complex conjugate"),
+    OpInfo("complex", (2, 2), "elementwise", None, "complex(a, b): a + i b from real parts",
+           out_dtype="complex", real_only=True),
     OpInfo("cconv", (2, 2), "cconv", None, "cconv(H, x): circular convolution of image x [h, w] with "
            "each filter of H [L, a, b], giving [L, h, w]", real_only=True),
     OpInfo("cconv_t", (2, 2), "cconv_t", None, "cconv_t(H, z): adjoint of cconv, z [L, h, w] to "
@@ -129,7 +131,7 @@ FUNCTIONS: dict[str, str] = {
     "log": "log", "clamp": "clamp", "max": "maximum", "min": "minimum", "sum": "sum",
     "mean": "mean", "norm2": "opnorm", "mse": "mse", "nmse": "nmse",
     "nonneg": "nonneg", "box": "box",
-    "fft2": "fft2", "ifft2": "ifft2", "real": "real", "imag": "imag", "conj": "conj",
+    "fft2": "fft2", "ifft2": "ifft2", "real": "real", "imag": "imag", "conj": "conj", "complex": "complex",
     "cconv": "cconv", "cconv_t": "cconv_t", "sum_l": "sum_l", "plf": "plf",
     "bank": "bank", "nonzero": "nonzero",
 }
