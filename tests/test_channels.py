@@ -190,3 +190,49 @@ def test_learned_primal_dual_trains_on_the_mri_task():
         model.loss(batch).backward()
         opt.step()
     assert float(model.loss(batch)) < 0.7 * first
+
+
+def test_grad_goes_through_ranges_and_joins():
+    """grad(f, x) of a cost built from x[1:n], stack and cat equals torch.autograd's gradient."""
+    spec = """dims n
+input y : [n]
+input z : [2, n]
+cost f(x) = 1/2 * ||x[1:n] - y[0:n - 1]||^2 + 1/2 * ||stack([x, 2 * x]) - z||^2 + sum(cat([x, x * x], 0)) + x[0]
+state x : [n] = y
+iterate K = 2:
+    x = x - 0.1 * grad(f, x)
+output x
+"""
+    rng = np.random.default_rng(0)
+    y, z = torch.tensor(rng.standard_normal((3, 5))), torch.tensor(rng.standard_normal((3, 2, 5)))
+
+    def f(x):
+        return (0.5 * ((x[:, 1:] - y[:, :-1]) ** 2).sum() + 0.5 * ((torch.stack([x, 2 * x], 1) - z) ** 2).sum()
+                + torch.cat([x, x * x], 1).sum() + x[:, 0].sum())
+    x = y.clone()
+    for _ in range(2):
+        xx = x.clone().requires_grad_()
+        x = x - 0.1 * torch.autograd.grad(f(xx), xx)[0]
+    m = unroll.compile(spec, dims={"n": 5}, dtype=torch.float64)
+    torch.testing.assert_close(m(y=y, z=z), x)
+    np.testing.assert_allclose(evaluate(m.unfolded, {}, {"y": y.numpy(), "z": z.numpy()})["output"],
+                               x.numpy(), atol=1e-12)
+
+
+def test_argmin_through_ranges_and_differences_uses_cg():
+    spec = """dims n
+input y : [n]
+state x : [n] = y
+iterate K = 1:
+    x = argmin(x: 1/2 * ||x - y||^2 + 1/4 * ||diff(x)||^2 + 1/2 * ||x[0:2] - y[1:3]||^2)
+output x
+"""
+    n = 6
+    y = np.random.default_rng(0).standard_normal((2, n))
+    D = np.diag(-np.ones(n)) + np.diag(np.ones(n - 1), 1)
+    D[-1] = 0
+    S = np.eye(n)[0:2]
+    want = np.linalg.solve(np.eye(n) + 0.5 * D.T @ D + S.T @ S, (y + y[:, 1:3] @ S).T).T
+    m = unroll.compile(spec, dims={"n": n}, dtype=torch.float64)
+    np.testing.assert_allclose(m(y=torch.tensor(y)).numpy(), want, atol=1e-10)
+    assert "solve" not in [m.unfolded.graph[k].op for k in m.unfolded.graph]  # no dense matrix

@@ -338,6 +338,14 @@ def _join(a, r, s, stack: bool):
     return np.stack(xs, axis) if stack else np.concatenate(xs, axis)
 
 
+def _embed(a, r, s):
+    idx = tuple(it[1] if it[0] == "at" else slice(it[1], it[2]) for it in r.attrs[0])
+    lead = (a[0].shape[0],) if r.batched else ()
+    z = np.zeros(lead + tuple(r.shape), dtype=np.asarray(a[0]).dtype)
+    z[((slice(None),) if r.batched else ()) + idx] = a[0]
+    return z
+
+
 def _slice(a, r, s):
     idx = tuple(it[1] if it[0] == "at" else slice(it[1], it[2]) for it in r.attrs[0])
     return a[0][((slice(None),) if s[0].batched else ()) + idx]
@@ -365,6 +373,7 @@ NUMPY_OPS.update({
     "cat": lambda a, r, s: _join(a, r, s, False),
     "stack": lambda a, r, s: _join(a, r, s, True),
     "slice": _slice,
+    "embed": _embed,
     "diff": lambda a, r, s: _diff(a[0], r.attrs[0] - len(r.shape)),
     "diff_t": lambda a, r, s: _diff_t(a[0], r.attrs[0] - len(r.shape)),
     "nonneg": lambda a, r, s: _indicator(a[0] >= 0, len(s[0].shape)),

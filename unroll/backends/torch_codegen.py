@@ -81,6 +81,8 @@ def _expr(g: Graph, node: str, names: dict[str, str], ctx: dict[str, str]) -> st
         name, layer = rec.attrs
         where = f"self.{attr_name(name)}" if layer is None else f"self.layers[{layer}].{attr_name(name)}"
         return f"{where}({args[0]})"
+    if rec.op == "embed":  # zeros of the node's dtype, also when the cotangent is a number
+        return TORCH_OPS["embed"](args + [dtype, ctx["device"]], rec, [g[a] for a in rec.args])
     if rec.op == "expand":
         if rec.batched:  # a per-sample value broadcast along new leading axes
             src = g[rec.args[0]]

@@ -139,6 +139,13 @@ def _join(xs, batched, axis, stack):
     return torch.stack(xs, axis) if stack else torch.cat(xs, axis)
 
 
+def _embed(g, shape, index, dtype, device):
+    """Zeros of `shape` with g written at `index` (the adjoint of taking that range)."""
+    z = torch.zeros(shape, dtype=g.dtype if torch.is_tensor(g) else dtype, device=device)
+    z[index] = g
+    return z
+
+
 def _complex(a, b):
     """a + i b for real tensors (or numbers), broadcast."""
     if not torch.is_tensor(a) and not torch.is_tensor(b):
@@ -361,6 +368,19 @@ def _vdot(a, rec, args):
     return f"({x}).sum(dim={_dims(args[0])}, keepdim=True)" if nd else f"({x})"
 
 
+def _index_text(rec, batched: bool) -> str:
+    """A Python index tuple for a range node's items (from validated ints only)."""
+    items = [str(it[1]) if it[0] == "at" else f"slice({it[1]}, {it[2]})" for it in rec.attrs[0]]
+    return "(" + "".join(f"{i}, " for i in (["slice(None)"] if batched else []) + items) + ")"
+
+
+def _embed(a, rec, args):
+    """a = [value, dtype, device] (the code generator adds the last two)."""
+    shape = "".join(f"{d}, " for d in rec.shape)
+    full = f"({a[0]}.shape[0], {shape})" if rec.batched else f"({shape})"
+    return f"_embed({a[0]}, {full}, {_index_text(rec, rec.batched)}, {a[1]}, {a[2]})"
+
+
 def _slice(a, rec, args):
     items = [str(it[1]) if it[0] == "at" else f"{it[1]}:{it[2]}" for it in rec.attrs[0]]
     return f"{a[0]}[{', '.join(([':'] if args[0].batched else []) + items)}]"
@@ -376,6 +396,7 @@ TORCH_OPS.update({
     "stack": lambda a, r, s: (f"_join([{', '.join(a)}], {tuple(x.batched for x in s)!r}, "
                               f"{r.attrs[0]}, True)"),
     "slice": _slice,
+    "embed": _embed,
     "diff": lambda a, r, s: f"_diff({a[0]}, {_axis_from_end(r, r.attrs[0])})",
     "diff_t": lambda a, r, s: f"_diff_t({a[0]}, {_axis_from_end(r, r.attrs[0])})",
     "nonneg": lambda a, r, s: f"_indicator({a[0]} >= 0, {len(s[0].shape)})",

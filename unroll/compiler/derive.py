@@ -78,6 +78,7 @@ VJP = {
     # forward differences and their adjoint are each other's transpose (channels.py)
     "diff": lambda n, g, d: [al.mk("diff_t", g, attrs=n.attrs, shape=n.shape)],
     "diff_t": lambda n, g, d: [al.mk("diff", g, attrs=n.attrs, shape=n.shape)],
+    **__import__("unroll.compiler.channels", fromlist=["VJPS"]).VJPS,
 }
 
 

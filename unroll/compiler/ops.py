@@ -109,6 +109,8 @@ _TABLE = [
     OpInfo("cat", (1, 1 << 16), "custom", None, "cat([a, b], axis): join along an axis"),
     OpInfo("stack", (1, 1 << 16), "custom", None, "stack([a, b], axis): join along a new axis"),
     OpInfo("slice", (1, 1), "custom", None, "v[i, a:b]: entries or ranges along the leading axes"),
+    OpInfo("embed", (1, 1), "custom", None, "the adjoint of a range: v placed into zeros of the "
+           "source's shape (built by grad, never written in a spec)"),
     OpInfo("diff", (1, 1), "custom", None, "diff(x, axis): forward differences x[i+1] - x[i], 0 at "
            "the last entry (Neumann boundary)"),
     OpInfo("diff_t", (1, 1), "custom", None, "diff_t(p, axis): the adjoint of diff (minus the "
@@ -141,7 +143,8 @@ SPECIAL_CALLS = ("grid", "dct_filters", "diff_filters", "otf")
 
 # Ops whose value is zero wherever their first argument is zero (used when folding zero states).
 ZERO_PRESERVING = frozenset({"soft", "hard", "relu", "abs", "sign", "neg", "tanh", "sqrt", "fft2",
-                             "ifft2", "real", "imag", "conj", "sum_l", "slice", "diff", "diff_t"})
+                             "ifft2", "real", "imag", "conj", "sum_l", "slice", "diff", "diff_t",
+                             "embed"})
 
 
 def op(name: str) -> OpInfo:

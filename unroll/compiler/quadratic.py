@@ -43,7 +43,7 @@ def linear_part(g: Value, p: Value, v: Value) -> Value | None:
                 c = n.args[1 - i]
                 f = al.mul if n.op == "mul" else al.matmul
                 memo[id(n)] = f(a[0], c) if i == 0 else f(c, a[1])
-            elif n.op in ("diff", "diff_t"):  # linear maps of their one argument
+            elif n.op in ("diff", "diff_t", "slice", "embed"):  # linear maps of their one argument
                 memo[id(n)] = None if a[0] is None else al.mk(n.op, a[0], attrs=n.attrs,
                                                               shape=n.shape)
             elif n.op == "div" and dep[id(n.args[0])] and not dep[id(n.args[1])]:
@@ -206,11 +206,16 @@ def _bs(a: Value, b: Value) -> tuple:
     return a.shape if len(a.shape) >= len(b.shape) else b.shape
 
 
+_SHAPED = frozenset({"diff", "diff_t", "slice", "embed", "cat", "stack"})
+
+
 def _scalar_coefficients(g: Value, p: Value) -> bool:
     """Whether every element-wise factor on the way to p is a fixed scalar (H is then a matrix)."""
     dep: dict[int, bool] = {}
     for n in al.walk(g):
         dep[id(n)] = n is p or any(dep[id(a)] for a in n.args)
+        if dep[id(n)] and n.op in _SHAPED:  # act on an axis: applied to I they would misread it
+            return False
         if dep[id(n)] and n.op in ("mul", "div"):
             other = [a for a in n.args if not dep[id(a)]]
             if any(o.shape != () or o.batched for o in other):

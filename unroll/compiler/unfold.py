@@ -205,9 +205,10 @@ class _Instantiator:
                 per_layer = self.program.blocks[v.attrs[0]].tying == "per_layer"
                 attrs = (v.attrs[0], layer) if per_layer else (v.attrs[0], None)
                 label = f"{v.attrs[0]}[{layer}]" if per_layer else v.attrs[0]
-            elif v.op == "slice":
+            elif v.op in ("slice", "embed"):
                 attrs = (tuple((it[0],) + tuple(size_value(b, self.dims) for b in it[1:])
-                               for it in v.attrs[0]),)
+                               for it in v.attrs[0]),) + tuple(
+                    self.concrete(s, v.span) for s in v.attrs[1:])  # embed: the source shape
             elif v.op == "reshape":
                 attrs = (shape,)
                 src = g[args[0]].shape
