@@ -75,7 +75,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "operators, K, the spec it belongs to and a record of the source file (name, SHA-256) and "
         "the mapping. A checkpoint that does not fit is an error naming the first mismatch. "
         "Formats: ista_net, ista_net_plus (ISTA-Net-PyTorch .pkl state dicts, block CS), "
-        "ista_net_plus_mri (CS-MRI .pkl); `unroll import --formats` lists every registered one.")
+        "ista_net_plus_mri (CS-MRI .pkl), admm_net_matconvnet (Deep ADMM-Net net-stage*.mat, MATLAB v7.3, "
+        "into zoo:admm_net_exact; zoo:admm_net names it too); `unroll import --formats` lists every "
+        "registered one.")
     p.add_argument("--formats", action=_ListFormats, nargs=0, help="list the registered formats and exit")
     p.add_argument("spec", metavar="SPEC", help="the zoo spec to import into (zoo:ista_net_plus), or a "
                    "spec file with --format")

@@ -158,8 +158,7 @@ def run_published(args: Any, log: Callable[[str], None] = print) -> int:
     if not rows:
         raise FileNotFoundError(f"{d}: none of net-stage{{{','.join(map(str, STAGES))}}}.mat found")
     report: dict[str, Any] = {"published": str(d), "mask": str(mask), "rows": rows}
-    budget = getattr(args, "budget", None)
-    if budget:
+    if getattr(args, "budget_given", False):  # our own column only when --budget is given
         report["trained"] = [_train_rows(d, s, args, log) for s in sorted({r["stage"] for r in rows},
                                                                            reverse=True)[:1]]
     report["seconds"] = time.monotonic() - started
