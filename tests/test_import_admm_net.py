@@ -146,3 +146,22 @@ def test_a_wrong_file_is_a_cli_error_not_a_traceback(tmp_path, capsys):
                  str(tmp_path / "y.pt")])
     err = capsys.readouterr().err
     assert code == 2 and "not a MATLAB v7.3 (HDF5) file" in err
+
+
+def test_reproduce_published_prints_the_authors_table(tmp_path, capsys):
+    d = tmp_path / "release" / "admm_net"
+    d.mkdir(parents=True)
+    for f in ("net-stage7.mat", "Brain_data1.mat", "Brain_data2.mat", "mask_20.mat",
+              "reference_reconstructions.npz"):
+        (d / f).symlink_to(PUB / f)  # only stage 7 here, to keep the test short
+    code = main(["reproduce", "admm-net", "--published", str(tmp_path / "release"), "--out",
+                 str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0 and "net-stage15.mat not found" in out
+    rows = [line for line in out.splitlines() if line.startswith("Brain_data")]
+    assert len(rows) == 2 and all("net-stage7" in r for r in rows)
+    assert rows[0].count("35.60 / 0.0578") == 2 and rows[1].count("30.40 / 0.0957") == 2  # paper, ours
+    import json
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert all(r["max_dx_float64"] <= 1e-8 and r["max_dx_float32"] <= 1e-3 for r in saved["rows"])
+    assert "trained" not in saved  # no --budget, no training
