@@ -94,6 +94,10 @@ def _run_ista_net(args: argparse.Namespace) -> int:
 
 
 def _run_admm_net(args: argparse.Namespace) -> int:
+    if getattr(args, "published", None):
+        from .admm_net_published import run_published
+
+        return run_published(args)
     from .admm_net import run_command
 
     return run_command(args)
@@ -120,8 +124,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paper", choices=sorted(_PAPERS), help="which reproduction")
     p.add_argument("--published", metavar="DIR", default=None,
                    help="run the paper's released weights through our compiled specs (ista-net: "
-                   "DIR/ista_net/*.pkl with their Qinit, on Set11 and the 50 brain images); trains our "
-                   "own column only when --budget is given")
+                   "DIR/ista_net/*.pkl with their Qinit, on Set11 and the 50 brain images; admm-net: "
+                   "DIR/admm_net/net-stage{7,14,15}.mat as zoo:admm_net_exact on Brain_data1/2, the "
+                   "authors' own table); trains our own column only when --budget is given")
     p.add_argument("--mri-ratios", type=float, nargs="*", default=None, metavar="PCT",
                    help="ista-net --published: CS-MRI mask ratios (default 20 30 40 50; none to skip)")
     p.add_argument("--budget", type=_duration, default=600.0, metavar="T", action=_Budget,
