@@ -265,3 +265,25 @@ def test_train_init_takes_the_checkpoint_weights_and_its_qinit(tmp_path):
     assert torch.equal(fresh.state_dict()["layers.8.G.0.weight"], model.state_dict()["layers.8.G.0.weight"])
     with pytest.raises(ValueError, match="no entry for the model's 'layers.9.rho'"):
         load_init(unroll.compile("zoo:ista_net_plus", K=10, **ops), init)
+
+
+def test_ista_net_spec_equals_the_authors_phase_on_random_blocks():
+    """zoo:ista_net with the released 10 % weights against ISTA-Net's phase in plain torch (float64):
+    r = x - rho x PhiᵀPhi + rho Phiᵀy; x = F~(soft(F(r), theta)), F = conv|relu|conv, 33x33 row-major."""
+    from unroll.published.operators import read_mat
+
+    model = load_published("zoo:ista_net", PUB / "ista_net_r10.pkl", data=DATA, dtype=torch.float64)
+    sd = {k.removeprefix("module."): v.double()
+          for k, v in torch.load(PUB / "ista_net_r10.pkl", map_location="cpu", weights_only=True).items()}
+    Phi = torch.tensor(read_mat(DATA / "cs_phi" / "phi_0_10_1089.mat"))
+    Q = torch.tensor(read_mat(PUB / "Qinit_r10.mat"))
+    blocks = torch.tensor(np.random.default_rng(2).random((5, 1089)))
+    y = blocks @ Phi.T
+    x = y @ Q.T
+    for k in range(9):
+        p = {n.split(".")[-1]: v for n, v in sd.items() if n.startswith(f"fcs.{k}.")}
+        x = x - p["lambda_step"] * (x @ (Phi.T @ Phi)) + p["lambda_step"] * (y @ Phi)
+        f = F.conv2d(F.relu(F.conv2d(x.view(-1, 1, 33, 33), p["conv1_forward"], padding=1)), p["conv2_forward"], padding=1)
+        f = torch.sign(f) * F.relu(torch.abs(f) - p["soft_thr"])
+        x = F.conv2d(F.relu(F.conv2d(f, p["conv1_backward"], padding=1)), p["conv2_backward"], padding=1).view(-1, 1089)
+    assert torch.max(torch.abs(model(y=y) - x)) < 1e-10
