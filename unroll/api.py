@@ -60,15 +60,24 @@ def check(spec: str | Path | ast.Spec | Program, K: int | None = None) -> Progra
 
 
 def _shape(x) -> tuple:
-    return tuple(x) if isinstance(x, (tuple, list)) else tuple(getattr(x, "shape"))
+    """The shape of an array, or `x` itself when it is a shape (a tuple or list of integers)."""
+    if isinstance(x, (tuple, list)) and all(isinstance(d, int) and not isinstance(d, bool) for d in x):
+        return tuple(x)
+    if hasattr(x, "shape"):
+        return tuple(x.shape)
+    try:
+        import numpy as np
+        return np.asarray(x, dtype=float).shape
+    except (TypeError, ValueError):
+        raise TypeError(f"an operator is an array or a shape, not {type(x).__name__}") from None
 
 
 def unfold(spec: str | Path | ast.Spec | Program, K: int | None = None,
            dims: Mapping[str, int] | None = None, **operators) -> Unfolded:
     """Unfold a spec K times; operators (arrays or shapes) and `dims` give the sizes."""
     program = check(spec)
-    shapes = {k: _shape(v) for k, v in operators.items()}
-    unknown = [k for k in shapes if k not in program.operators]
+    unknown = [k for k in operators if k not in program.operators]
+    shapes = {k: _shape(v) for k, v in operators.items() if k not in unknown}
     if unknown:
         raise SpecError(f"unknown operator {', '.join(unknown)}", None,
                         f"the spec declares operators: {', '.join(program.operators) or '(none)'}")
@@ -89,6 +98,8 @@ def compile(spec: str | Path | ast.Spec | Program, K: int | None = None,
     import torch
 
     from .backends.torch_backend import lower
+    if dtype is not None and dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     u = unfold(spec, K, dims, **operators)
     missing = [o for o in u.program.operators if o not in operators]
     if missing:

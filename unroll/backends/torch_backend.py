@@ -32,7 +32,7 @@ def load_class(gen: Generated, filename: str) -> type:
 def _as_array(x):
     if torch.is_tensor(x):
         return x.detach()
-    return torch.as_tensor(np.asarray(x))
+    return torch.as_tensor(np.ascontiguousarray(x))  # copies views with negative strides
 
 
 _OUTSIDE = {"positive": lambda v: v <= 0, "unit": lambda v: (v <= 0) | (v >= 1)}

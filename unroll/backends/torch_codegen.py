@@ -254,6 +254,8 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
     w('"""Run the first `upto` layers (all by default); returns the states and the per-layer '
       'outputs. Aux loss terms are computed only when `aux` (they are None otherwise)."""', 2)
     ctx = {"dtype": "_dtype", "device": "_device"}
+    w(f"if upto is not None and not (hasattr(upto, '__index__') and 1 <= upto <= {u.K}):", 2)
+    w(f"raise ValueError(f'upto must be a layer from 1 to {u.K}, got {{upto!r}}')", 3)
     ref = inputs[0] if inputs else None
     w(f"_dtype, _device = {ref}.real.dtype, {ref}.device" if ref else
       "_dtype, _device = torch.get_default_dtype(), None", 2)

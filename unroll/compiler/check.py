@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from ..dsl import ast
 from ..limits import MAX_K
-from .names import reserved_reason
+from .names import reserved_reason, unknown_name
 from .numeric import check_number_op, cost_call
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from . import blocks as _blocks
@@ -181,7 +181,7 @@ class Checker:
         sym = self.symbols.get(e.id)
         if sym is None:
             visible = [n for n, s in self.symbols.items() if s.kind in _CONTEXTS[ctx]] + list(env)
-            raise self.err(NameError_, f"unknown name '{e.id}'", e, closest(e.id, visible))
+            raise unknown_name(self, e, visible)
         if sym.kind not in _CONTEXTS[ctx]:
             raise self.err(NameError_, f"{sym.kind} '{e.id}' cannot be used here", e, _WHY[ctx])
         if sym.value is None:

@@ -21,7 +21,8 @@ RESERVED = frozenset(set(keyword.kwlist) | {
     "self", "torch", "F", "np", "math", "nn", "super", "range", "len", "float", "int", "tuple",
     "list", "dict", "print", "upto", "return_layers", "batch", "layers", "inputs", "outputs",
     "dtype", "device", "soft", "hard", "plf", "object", "type", "min", "max", "sum", "abs",
-    "aux", "states", "enumerate", "isinstance", "getattr", "zip", "bool", "complex", "slice"})
+    "aux", "states", "enumerate", "isinstance", "getattr", "hasattr", "zip", "bool", "complex",
+    "slice", "ValueError"})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import keyword
 
+from ..errors import NameError_, closest
 from .graph import RESERVED
 
-__all__ = ["reserved_reason"]
+__all__ = ["reserved_reason", "unknown_name"]
 
 
 def reserved_reason(name: str, kind: str) -> str | None:
@@ -33,3 +34,22 @@ def reserved_reason(name: str, kind: str) -> str | None:
 
 # unroll.compile's own parameters: an operator cannot be passed under these names.
 COMPILE_ARGUMENTS = frozenset({"spec", "K", "dims", "dtype", "device", "fast"})
+
+
+def unknown_name(checker, e, visible: list[str]) -> NameError_:
+    """The error for a name that is not declared where it is used, saying what it more likely is:
+    a name declared further down, a mistyped norm subscript, or a near miss of a visible name."""
+    later = [s for s in checker.spec.statements if getattr(s, "name", None) == e.id] + [
+        d for s in checker.spec.statements for d in getattr(s, "dims", ()) if getattr(d, "name", None) == e.id]
+    if later and later[0].span.line > e.span.line:
+        return checker.err(NameError_, f"'{e.id}' is used before its declaration at line "
+                           f"{later[0].span.line}", e, "declare it above its first use")
+    line = checker.src.splitlines()[e.span.line - 1] if e.span.line else ""
+    if e.id.startswith("_") and line[:max(e.span.col - 1, 0)].rstrip().endswith("||"):
+        return checker.err(NameError_, f"unknown norm subscript '{e.id}'", e,
+                           "a norm is written ||v||, ||v||_1, ||v||_2, ||v||_0 or ||v||_inf")
+    rest = line[e.span.end_col - 1:].split("#")[0].strip() if e.span.end_col else "?"
+    if line.lstrip().startswith("learn") and not rest:  # the last word of a learnable's line
+        return checker.err(NameError_, f"unknown name '{e.id}'", e, closest(e.id, visible) or
+                           "after the initial value come only shared, per_layer, positive or unit")
+    return checker.err(NameError_, f"unknown name '{e.id}'", e, closest(e.id, visible))
