@@ -50,6 +50,26 @@ def _constraint_error(u: Unfolded, args: list, msg: str) -> None:
                             f"({msg})", lrn.init.span or lrn.span, None, u.program.source) from None
 
 
+def _input_caster(dtype: torch.dtype):
+    """A forward pre-hook giving the inputs the module's dtype (that of its first real parameter or
+    buffer, so `.double()` after compiling still works): numpy arrays become tensors, and float64
+    (or integer) data meets a float32 model as float32 instead of a dtype error."""
+    def hook(module, args, kwargs):
+        real = next((t.dtype for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()),
+                    dtype)
+        cdtype = torch.complex64 if real == torch.float32 else torch.complex128
+
+        def cast(v):
+            if isinstance(v, np.ndarray):
+                v = torch.as_tensor(np.ascontiguousarray(v))
+            if not torch.is_tensor(v) or v.dtype == torch.bool or real not in (torch.float32, torch.float64):
+                return v
+            want = cdtype if v.is_complex() else real
+            return v if v.dtype == want else v.to(want)
+        return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+    return hook
+
+
 def lower(u: Unfolded, operators: Mapping[str, object], dtype: torch.dtype = torch.float32,
           device: str | torch.device | None = None) -> torch.nn.Module:
     """Build the module for `u` with the given operator arrays (numpy or torch)."""
@@ -68,6 +88,7 @@ def lower(u: Unfolded, operators: Mapping[str, object], dtype: torch.dtype = tor
                         (lrn.init.span or lrn.span) if lrn else None, "rescale the operators or use "
                         "float64", u.program.source) from None
     check_built(u, module)
+    module.register_forward_pre_hook(_input_caster(dtype), with_kwargs=True)
     module.generated = gen
     module.unfolded = u
     if device is not None:
