@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from .checkpoint import (BEST, LAST, CheckpointError, capture_rng_state, load_checkpoint,
+from .checkpoint import (BEST, LAST, CheckpointError, current_umask, capture_rng_state, load_checkpoint,
                          restore_rng_state, save_checkpoint)
 from .distributed import LossModule, all_mean, any_flag, setup, shard
 
@@ -286,6 +286,7 @@ def _json_safe(v: Any) -> Any:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~current_umask())  # as open() would create it, not mkstemp's 0600
     with os.fdopen(fd, "w", newline="") as fh:
         fh.write(text)
     os.replace(tmp, path)
