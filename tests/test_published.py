@@ -272,7 +272,9 @@ def test_ista_net_spec_equals_the_authors_phase_on_random_blocks():
     r = x - rho x PhiᵀPhi + rho Phiᵀy; x = F~(soft(F(r), theta)), F = conv|relu|conv, 33x33 row-major."""
     from unroll.published.operators import read_mat
 
-    model = load_published("zoo:ista_net", PUB / "ista_net_r10.pkl", data=DATA, dtype=torch.float64)
+    import unroll
+
+    model = unroll.zoo.load_published("zoo:ista_net", PUB / "ista_net_r10.pkl", data=DATA, dtype=torch.float64)
     sd = {k.removeprefix("module."): v.double()
           for k, v in torch.load(PUB / "ista_net_r10.pkl", map_location="cpu", weights_only=True).items()}
     Phi = torch.tensor(read_mat(DATA / "cs_phi" / "phi_0_10_1089.mat"))
@@ -287,3 +289,35 @@ def test_ista_net_spec_equals_the_authors_phase_on_random_blocks():
         f = torch.sign(f) * F.relu(torch.abs(f) - p["soft_thr"])
         x = F.conv2d(F.relu(F.conv2d(f, p["conv1_backward"], padding=1)), p["conv2_backward"], padding=1).view(-1, 1089)
     assert torch.max(torch.abs(model(y=y) - x)) < 1e-10
+
+
+def test_reproduce_ista_net_published_prints_the_paper_row(tmp_path, capsys):
+    """The command on a one-image test folder: the row holds the paper's and the authors' numbers and
+    our PSNR, which equals `unroll eval --images` on the same folder."""
+    from PIL import Image
+
+    data = tmp_path / "data"
+    (data / "images" / "set11").mkdir(parents=True)
+    (data / "cs_phi").symlink_to(DATA / "cs_phi")
+    Image.fromarray(_read_y(DATA / "images" / "set11" / "house.tif")[100:140, 60:110].astype(np.uint8)).save(
+        data / "images" / "set11" / "crop.png")
+    pub = tmp_path / "published" / "ista_net"
+    pub.mkdir(parents=True)
+    for name in ("ista_net_plus_r25.pkl", "Qinit_r25.mat"):
+        (pub / name).symlink_to(PUB / name)
+    out = tmp_path / "out"
+    assert main(["reproduce", "ista-net", "--published", str(pub.parent), "--data", str(data), "--ratios", "25",
+                 "--networks", "ista_net_plus", "--mri-ratios", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("ISTA-Net+ "))
+    assert "25%" in row and "32.57" in row and "32.44" in row
+    rec = json.loads((out / "published.json").read_text())
+    assert [r["ratio"] for r in rec["rows"]] == [25] and rec["rows"][0]["images"][0]["name"] == "crop.png"
+    ck = tmp_path / "ck.pt"
+    from unroll.published import ImportOptions
+
+    import_checkpoint("zoo:ista_net_plus", pub / "ista_net_plus_r25.pkl",
+                      ImportOptions(pub / "ista_net_plus_r25.pkl", data=data), out=ck)
+    assert main(["eval", "zoo:ista_net_plus", "--ckpt", str(ck), "--images", str(data / "images" / "set11"),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["mean_psnr"] == rec["rows"][0]["psnr"]
