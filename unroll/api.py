@@ -89,24 +89,36 @@ def unfold(spec: str | Path | ast.Spec | Program, K: int | None = None,
 
 def compile(spec: str | Path | ast.Spec | Program, K: int | None = None,
             dims: Mapping[str, int] | None = None, dtype=None, device=None, fast: bool = False,
-            **operators):
+            grad: str = "unroll", **operators):
     """Compile a spec into a `torch.nn.Module`, with the fixed operators given by name.
 
     Example: `unroll.compile("zoo:lista", K=16, A=A)` -> module; `module(y=y)` -> x.
     `fast=True` runs the layers under torch.compile (CUDA graphs on a GPU); see backends.fast.
+    `grad` picks how gradients flow through the layers: unroll, checkpoint, truncated:T or
+    implicit (see backends.grad_modes); a spec that cannot use implicit is a SpecError saying why.
     """
     import torch
 
+    from .backends.grad_modes import apply as apply_grad, parse_grad
     from .backends.torch_backend import lower
     if dtype is not None and dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    mode, _ = parse_grad(grad)
+    if fast and mode != "unroll":
+        raise ValueError(f"fast=True runs grad='unroll' only (got grad={grad!r})")
     u = unfold(spec, K, dims, **operators)
+    if mode == "implicit":
+        from .compiler.fixed_point import implicit_problem
+        problem = implicit_problem(u.program, u.K)
+        if problem is not None:
+            raise problem
     missing = [o for o in u.program.operators if o not in operators]
     if missing:
         raise SpecError(f"operator {', '.join(missing)} was not given", u.program.operators[
             missing[0]].span, f"pass it by name: unroll.compile(spec, {missing[0]}=array)",
             u.program.source)
-    module = lower(u, operators, dtype or torch.float32, device)
+    module = lower(u, operators, dtype or torch.float32, device, layered=mode != "unroll")
+    apply_grad(module, grad)
     if fast:
         from .backends.fast import accelerate
         accelerate(module)

@@ -71,9 +71,10 @@ def _input_caster(dtype: torch.dtype):
 
 
 def lower(u: Unfolded, operators: Mapping[str, object], dtype: torch.dtype = torch.float32,
-          device: str | torch.device | None = None) -> torch.nn.Module:
-    """Build the module for `u` with the given operator arrays (numpy or torch)."""
-    gen = generate(u)
+          device: str | torch.device | None = None, layered: bool = False) -> torch.nn.Module:
+    """Build the module for `u` with the given operator arrays (numpy or torch); `layered` adds
+    the layer-by-layer methods the gradient modes use."""
+    gen = generate(u, layered=layered)
     filename = f"<unroll:{u.program.name}:K={u.K}:{id(gen)}>"
     cls = load_class(gen, filename)
     args = [_as_array(operators[o]) for o in u.program.operators]

@@ -169,8 +169,9 @@ def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str
         on_layer(current)
 
 
-def generate(u: Unfolded, class_name: str | None = None) -> Generated:
-    """Python source of an `nn.Module` class computing the unfolded network `u`."""
+def generate(u: Unfolded, class_name: str | None = None, layered: bool = False) -> Generated:
+    """Python source of an `nn.Module` class computing the unfolded network `u` (with its
+    layer-by-layer form for the gradient modes when `layered`, see torch_layers)."""
     p = u.program
     cls = Namespace().safe(class_name or p.name)
     if not cls[:1].isupper():
@@ -305,6 +306,9 @@ def generate(u: Unfolded, class_name: str | None = None) -> Generated:
         names.setdefault(u.state_nodes[u.K][s], u.state_nodes[u.K][s])
     w(f"return {state_tuple(u.K)}, _layers", 2)
     w("", 1)
+    if layered:
+        from .torch_layers import write_layered
+        write_layered(w, u, live, computing, guarded, constraint)
 
     # ---- forward and loss ----
     w(f"def forward(self, {''.join(i + ', ' for i in inputs)}return_layers=False, upto=None):", 1)

@@ -123,3 +123,13 @@ def parameter_count(u: Unfolded) -> int:
 def format_dims(dims: Mapping[str, int]) -> str:
     """`n=250, m=500`."""
     return ", ".join(f"{k}={v}" for k, v in dims.items())
+
+
+def grad_arg(text: str) -> str:
+    """A gradient mode for --grad: unroll, checkpoint, truncated:T or implicit."""
+    from ..backends.grad_modes import parse_grad
+    try:
+        parse_grad(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text

@@ -5,7 +5,8 @@ import argparse
 
 from ..compiler.ir import Program, fmt_shape
 from ..compiler.pretty import equation_lines, shared_lines, to_text
-from .common import add_spec_args, dims_of, format_dims, known_dims, load_program, parameter_count
+from .common import (add_spec_args, dims_of, format_dims, grad_arg, known_dims, load_program,
+                     parameter_count)
 
 __all__ = ["add_parsers", "run_check", "run_show", "run_zoo"]
 
@@ -28,6 +29,12 @@ def run_check(args: argparse.Namespace) -> int:
     program = load_program(args.spec, args.K)
     u, dims, missing = _unfold_if_sized(program, args.K, dims_of(args))
     K = program.K if args.K is None else args.K
+    if getattr(args, "grad", None) == "implicit":
+        from ..compiler.fixed_point import implicit_problem
+        problem = implicit_problem(program, K)
+        if problem is not None:
+            raise problem
+        print("grad implicit: qualifies (one shared map, no layer index, no aux terms)")
     n = len(program.learnables) + len(program.blocks)
     head = f"ok: {program.name}: {n} learnable{'s' * (n != 1)}"
     if u is None:
@@ -114,6 +121,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        "dim has a size (spec defaults or --dim), also unfold it and count parameters. "
                        "Exit status 0 if the spec is fine, 2 with a located error if not.")
     add_spec_args(p)
+    p.add_argument("--grad", type=grad_arg, default=None, metavar="MODE",
+                   help="also check the spec can train with this gradient mode (implicit needs one "
+                        "shared fixed-point map; says where it is not)")
     p.set_defaults(func=run_check)
     p = sub.add_parser("show", help="print the algorithm: shapes, equations, learnables, params",
                        description="Print the spec as the compiler understood it: dims, operators, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CLIError, add_spec_args, duration_arg, load_program
+from .common import CLIError, add_spec_args, duration_arg, grad_arg, load_program
 from .tasks import TASKS
 
 __all__ = ["add_parser", "run_train", "layer_table"]
@@ -98,8 +98,10 @@ def _run_train(args: argparse.Namespace) -> int:
         for note in notes:
             print(note)
     dims = task.dims() if hasattr(task, "dims") else None
+    if args.fast and args.grad != "unroll":
+        raise CLIError(f"--fast runs --grad unroll only (got --grad {args.grad})")
     model = compile_spec(program, args.K, dims=dims, dtype=dtype, device=args.device, fast=args.fast,
-                         **operators)
+                         grad=args.grad, **operators)
     if init is not None:
         from ..train.warm_start import load_init
 
@@ -235,6 +237,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true",
                    help="run the layers under torch.compile (CUDA graphs on a GPU); prints the "
                         "compilation cost")
+    p.add_argument("--grad", type=grad_arg, default="unroll", metavar="MODE",
+                   help="how gradients flow through the K layers: unroll (default), checkpoint "
+                        "(recompute each layer in backward: same gradients, memory flat in K), "
+                        "truncated:T (backpropagate through the last T layers), implicit "
+                        "(differentiate the fixed point of a shared map; memory independent of K)")
     p.add_argument("--amp", choices=("bf16",), default=None,
                    help="mixed precision: autocast matrix products to bfloat16")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on CUDA")

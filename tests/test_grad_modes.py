@@ -1,0 +1,117 @@
+"""Gradient modes: checkpoint and truncated:K give the unrolled gradients, truncated:T stops at the
+last T layers, implicit matches the unrolled gradient at convergence, and specs that are not one
+shared fixed-point map are refused with a located reason."""
+import numpy as np
+import pytest
+import torch
+
+import unroll
+from unroll.backends.grad_modes import parse_grad
+from unroll.errors import SpecError
+
+ISTA_LEARNED = """algorithm ISTA_learned
+dims n, m
+operator A : [n, m]
+input y : [n]
+target x_star : [m]
+const L = norm2(A)^2
+learn step : [] = 1 / L positive
+learn theta : [] = 0.05 / L positive
+state x : [m] = 0
+iterate K = 1000:
+    x = soft(x - step * A' (A x - y), theta)
+output x
+loss mse(x, x_star)
+"""
+
+
+def _problem(n=20, m=40, batch=4, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, m)) / np.sqrt(n)
+    xs = rng.standard_normal((batch, m)) * (rng.random((batch, m)) < 0.2)
+    return A, {"y": torch.as_tensor(xs @ A.T), "x_star": torch.as_tensor(xs)}
+
+
+def _grads(spec, grad, K, A, batch, upto=None):
+    torch.manual_seed(0)  # same random block weights in every mode
+    model = unroll.compile(spec, K=K, A=A, dtype=torch.float64, grad=grad)
+    loss = model.loss(batch, upto=upto)
+    loss.backward()
+    return loss.detach(), {n: (p.grad if p.grad is not None else torch.zeros_like(p))
+                           for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("spec", ["zoo:lista", "zoo:lista_untied", "zoo:lista_cp"])
+def test_checkpoint_and_full_truncation_equal_unroll(spec):
+    A, batch = _problem()
+    loss, ref = _grads(spec, "unroll", 6, A, batch)
+    for grad in ("checkpoint", "truncated:6"):
+        loss_g, got = _grads(spec, grad, 6, A, batch)
+        assert loss_g.item() == pytest.approx(loss.item(), abs=1e-14)
+        for name in ref:
+            torch.testing.assert_close(got[name], ref[name], rtol=0, atol=1e-10)
+    _, ref3 = _grads(spec, "unroll", 6, A, batch, upto=3)  # layer-wise depth works in every mode
+    _, got3 = _grads(spec, "checkpoint", 6, A, batch, upto=3)
+    for name in ref3:
+        torch.testing.assert_close(got3[name], ref3[name], rtol=0, atol=1e-10)
+
+
+def test_truncated_backpropagates_through_the_last_T_layers_only():
+    A, batch = _problem()
+    _, ref = _grads("zoo:lista_untied", "unroll", 6, A, batch)
+    _, got = _grads("zoo:lista_untied", "truncated:2", 6, A, batch)
+    for k in range(6):
+        name = f"layers.{k}.W_e"
+        if k < 4:  # no graph through the first K - T layers
+            assert torch.count_nonzero(got[name]) == 0 and torch.count_nonzero(ref[name]) > 0
+        else:
+            torch.testing.assert_close(got[name], ref[name], rtol=0, atol=1e-10)
+
+
+def test_implicit_matches_unrolled_gradient_at_convergence():
+    A, batch = _problem(n=60, m=30, batch=8)  # well conditioned: ISTA converges in a few hundred
+    _, ref = _grads(ISTA_LEARNED, "unroll", 1000, A, batch)
+    model = unroll.compile(ISTA_LEARNED, A=A, dtype=torch.float64, grad="implicit")
+    model.loss(batch).backward()
+    got = torch.stack([model.step.grad, model.theta.grad])
+    want = torch.stack([ref["step"], ref["theta"]])
+    rel = ((got - want).norm() / want.norm()).item()
+    assert rel <= 1e-3, rel
+    info = model._run.info
+    assert info["forward_iterations"] < 1000 and info["adjoint_iterations"] < 1000
+    with torch.no_grad():  # inference runs the plain unrolled network
+        torch.testing.assert_close(model(y=batch["y"]), unroll.compile(ISTA_LEARNED, A=A,
+                                   dtype=torch.float64)(y=batch["y"]))
+
+
+@pytest.mark.parametrize("spec, line, what", [
+    ("zoo:lista_untied", 11, "per_layer"),
+    (ISTA_LEARNED.replace("x - step *", "x - step * k *"), 11, "layer index k"),
+])
+def test_implicit_refuses_specs_without_one_shared_map(spec, line, what):
+    with pytest.raises(SpecError) as e:
+        unroll.compile(spec, K=4, A=np.eye(4)[:3], grad="implicit")
+    assert what in e.value.message and e.value.span.line == line
+    assert "grad='checkpoint'" in e.value.hint
+
+
+def test_implicit_refuses_aux_terms_and_per_layer_blocks():
+    from unroll.compiler.fixed_point import implicit_problem
+    problem = implicit_problem(unroll.check("zoo:ista_net_plus"))
+    assert problem is not None and problem.span.line == 13  # learn rho ... per_layer
+    shared = unroll.zoo.path("ista_net_plus").read_text().replace("per_layer", "shared")
+    problem = implicit_problem(unroll.check(shared))
+    assert problem is not None and "aux state" in problem.message
+    assert implicit_problem(unroll.check("zoo:lista")) is None
+
+
+def test_parse_grad_and_bad_modes():
+    assert parse_grad("truncated:8") == ("truncated", 8)
+    for bad in ("truncated:0", "truncated:x", "backprop"):
+        with pytest.raises(ValueError):
+            parse_grad(bad)
+    A, _ = _problem()
+    with pytest.raises(ValueError, match="more than"):
+        unroll.compile("zoo:lista", K=4, A=A, grad="truncated:5")
+    with pytest.raises(ValueError, match="fast"):
+        unroll.compile("zoo:lista", K=4, A=A, grad="checkpoint", fast=True)
