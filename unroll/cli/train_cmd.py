@@ -109,7 +109,10 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"initialised from {args.init} ({len(init.state)} tensors"
               + (f", imported from {init.saved['imported']['source_file']}" if "imported" in init.saved else "")
               + ")")
-    if args.fast:
+    if args.fast and not args.device.startswith("cuda"):
+        from ..backends.fast import CPU_TRAINING_NOTE
+        print(CPU_TRAINING_NOTE.replace("fast=True", "--fast"))
+    elif args.fast:
         print(f"fast path: torch.compile cold start {_warm_up(model, task, args):.1f}s "
               "(first training step)")
     steps = args.steps
