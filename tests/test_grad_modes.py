@@ -115,3 +115,20 @@ def test_parse_grad_and_bad_modes():
         unroll.compile("zoo:lista", K=4, A=A, grad="truncated:5")
     with pytest.raises(ValueError, match="fast"):
         unroll.compile("zoo:lista", K=4, A=A, grad="checkpoint", fast=True)
+
+
+def test_checkpoint_covers_a_finally_layer():
+    from unroll.data.mri import undersample
+    P = (np.random.default_rng(0).random((8, 8)) < 0.3).astype(float)
+    P[0, 0] = 1
+    grads = {}
+    for grad in ("unroll", "checkpoint", "truncated:3"):  # K = 2 iterations + the final layer
+        torch.manual_seed(0)
+        m = unroll.compile("zoo:admm_net_exact", K=2, dims={"h": 8, "w": 8}, P=P,
+                           dtype=torch.float64, grad=grad)
+        xs = torch.rand(2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        m.loss({"y": undersample(xs, m.P), "x_star": xs}).backward()
+        grads[grad] = {n: p.grad for n, p in m.named_parameters()}
+    for grad in ("checkpoint", "truncated:3"):
+        for n, g in grads["unroll"].items():
+            torch.testing.assert_close(grads[grad][n], g, rtol=0, atol=1e-10)

@@ -115,7 +115,7 @@ class GradRunner:
     def _layered(self, inputs, upto, return_layers, aux):
         m = self.module
         env, where = self._start(inputs, aux)
-        stop = m.K if upto is None else int(upto)
+        stop = len(m._layer_io) if upto is None else int(upto)  # K, or K + 1 with `finally`
         first = m.state_names.index(m.output_names[0])
         layers = []
         for k in range(stop):
@@ -129,7 +129,7 @@ class GradRunner:
 
     def _implicit(self, inputs, aux, return_layers):
         m = self.module
-        K = m.K
+        K = len(m._layer_io)
         env, where = self._start(inputs, aux)
         args, outs = m._layer_io[K - 1]
         fn = getattr(m, f"_layer_{K - 1}")
@@ -208,7 +208,8 @@ def apply(module: torch.nn.Module, grad: str, tol: float | None = None) -> torch
     if not hasattr(module, "_layer_io"):
         raise ValueError("this module was built without its layer-by-layer form; compile it with "
                          "unroll.compile(..., grad=...)")
-    if T is not None and T > module.K:
-        raise ValueError(f"grad={grad!r}: T = {T} is more than the K = {module.K} layers")
+    layers = len(module._layer_io)
+    if T is not None and T > layers:
+        raise ValueError(f"grad={grad!r}: T = {T} is more than the {layers} layers")
     module._run = GradRunner(module, mode, T, tol)
     return module

@@ -46,6 +46,10 @@ def implicit_problem(program: Program, K: int | None = None) -> SpecError | None
             return SpecError(f"aux state {name} sums a term over every layer, which the fixed point "
                              "alone does not determine", st.span,
                              f"{_WHY}; drop the aux term or use grad='checkpoint'", src)
+    final = getattr(program, "final", ())
+    if final:
+        return SpecError(f"'finally {', '.join(final)}' adds a last layer unlike the others",
+                         program.states[final[0]].span, f"{_WHY}; use grad='checkpoint'", src)
     seen: set[int] = set()
     for name, v in program.updates.items():
         hit = _index_use(v, seen)
