@@ -36,6 +36,7 @@ class DemoConfig:
     n_test: int | None = None      # generated test codes (default 1000; a file's codes are all used)
     seed: int = 0
     progress: bool = True
+    pretrained: bool = False       # start from the shipped weights (unroll.zoo.pretrained) instead
     log: list = field(default_factory=list)
 
 
@@ -136,12 +137,46 @@ def _say(cfg: DemoConfig, text: str) -> None:
     cfg.log.append(text)
 
 
+def _train(cfg: DemoConfig, task, out: Path):
+    """Train zoo:lista for the budget; returns the model and the TrainResult."""
+    from . import compile as compile_spec
+    from .cli.budget import steps_for_budget
+    from .train import TrainConfig, train
+
+    model = compile_spec("zoo:lista", K=cfg.K, device=cfg.device, **task.operators())
+    steps = cfg.steps
+    if steps is None:
+        steps = steps_for_budget(model, task, cfg.time_budget, cfg.batch_size, cfg.lr, 100, cfg.device)
+    _say(cfg, f"training LISTA (K={cfg.K}) on {cfg.device} for {steps} steps "
+              f"(batch {cfg.batch_size}, Adam lr {cfg.lr:g}, cosine; budget {cfg.time_budget:.0f}s)")
+    tc = TrainConfig(lr=cfg.lr, batch_size=cfg.batch_size, steps=steps, time_budget=cfg.time_budget,
+                     eval_every=100, checkpoint_every=max(steps, 1), device=cfg.device,
+                     seed=cfg.seed, out_dir=str(out / "lista"))
+    result = train(model, task, tc, progress=cfg.progress)
+    _say(cfg, f"trained {result.steps} steps in {result.elapsed:.0f}s")
+    return model, result
+
+
+def _pretrained(cfg: DemoConfig, data_dir, task):
+    """The shipped LISTA weights (no training); a stand-in result with their per-layer NMSE."""
+    from types import SimpleNamespace
+
+    from .train import evaluate_layers
+    from .zoo import pretrained
+    model = pretrained("lista", data=data_dir, device=cfg.device)
+    rec = model.pretrained_record
+    if cfg.K != int(rec["K"]):
+        raise ValueError(f"the shipped LISTA has K={rec['K']}; --pretrained cannot use K={cfg.K}")
+    nmse = evaluate_layers(model, {k: v.to(cfg.device) for k, v in task.test_set().items()})
+    _say(cfg, f"LISTA: shipped weights ({rec['steps']} steps, {rec.get('cpu_minutes', '?')} CPU-minutes "
+              f"of `{rec.get('command', 'unroll train')}`), no training")
+    return model, SimpleNamespace(layer_nmse_db=nmse, steps=0, elapsed=0.0)
+
+
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the demo; returns the numbers it saved to `<out>/nmse.json`."""
-    from . import compile as compile_spec
-    from .cli.budget import pick_threads, steps_for_budget
+    from .cli.budget import pick_threads
     from .data import SparseCodingTask, resolve_data_dir
-    from .train import TrainConfig, train
 
     started = time.monotonic()
     out = Path(cfg.out)
@@ -157,18 +192,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     _say(cfg, f"data: {task.describe()}")
     names = {"operator_names": ("A",), "input_names": ("y",), "target_names": ("x_star",)}
     task = task.bind(names)
-    model = compile_spec("zoo:lista", K=cfg.K, device=cfg.device, **task.operators())
-    steps = cfg.steps
-    if steps is None:
-        steps = steps_for_budget(model, task, cfg.time_budget, cfg.batch_size, cfg.lr, 100, cfg.device)
-    _say(cfg, f"training LISTA (K={cfg.K}) on {cfg.device} for {steps} steps "
-              f"(batch {cfg.batch_size}, Adam lr {cfg.lr:g}, cosine; budget {cfg.time_budget:.0f}s)")
-    tc = TrainConfig(lr=cfg.lr, batch_size=cfg.batch_size, steps=steps, time_budget=cfg.time_budget,
-                     eval_every=100, checkpoint_every=max(steps, 1), device=cfg.device,
-                     seed=cfg.seed, out_dir=str(out / "lista"))
-    result = train(model, task, tc, progress=cfg.progress)
+    if cfg.pretrained:
+        model, result = _pretrained(cfg, data_dir, task)
+    else:
+        model, result = _train(cfg, task, out)
     lista = [float(v) for v in result.layer_nmse_db]
-    _say(cfg, f"trained {result.steps} steps in {result.elapsed:.0f}s")
 
     test = task.test_set()
     baselines, objectives = _baselines(cfg, task, test, out / "baselines.json")

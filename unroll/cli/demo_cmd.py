@@ -22,7 +22,7 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
     run_demo(DemoConfig(data=args.data, time_budget=args.time_budget, device=args.device,
                         out=args.out, K=args.K, lr=args.lr, batch_size=args.batch_size,
                         steps=args.steps, baseline_iters=args.baseline_iters, n_test=args.n_test,
-                        progress=not args.quiet))
+                        progress=not args.quiet, pretrained=args.pretrained))
     return 0
 
 
@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
     p.add_argument("--batch-size", type=int, default=512, metavar="B",
                    help="batch size (default 512: on a CPU, big batches gain most per second)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="no training: start from the shipped LISTA weights (unroll.zoo.pretrained("
+                        "'lista'), trained on this benchmark) and show their curve at once; the "
+                        "ISTA/FISTA baselines are computed once and cached in OUT")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     # Hidden: small runs for tests.
     p.add_argument("--K", type=int, default=16, help=argparse.SUPPRESS)

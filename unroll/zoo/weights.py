@@ -43,16 +43,20 @@ def _missing(name: str, ratio: float) -> str:
             f"(shipped: {shipped}); train them with: unroll train zoo:{bare} --ratio {ratio:g} --data DIR")
 
 
-def pretrained(name: str, ratio: float = 25, device: str | None = None):
+def pretrained(name: str, ratio: float = 25, device: str | None = None, data=None):
     """The compiled zoo network ``name`` with its shipped weights for CS ratio ``ratio`` (percent).
 
     The returned module has ``pretrained_record`` (the training record). FileNotFoundError when
-    nothing is shipped for that (name, ratio).
+    nothing is shipped for that (name, ratio). Sparse-coding networks (``lista``, ``lista_untied``)
+    take no ratio; they read the dictionary from ``data`` (default $UNROLL_DATA), see sparse_weights.
     """
     import torch
 
     from ..evaluate.loading import model_from_state
+    from .sparse_weights import load_sparse, sparse_names
 
+    if name.removeprefix("zoo:") in sparse_names():  # LISTA on D.mat: no ratio; A read from `data`
+        return load_sparse(name.removeprefix("zoo:"), data, device)
     path = PRETRAINED_DIR / f"{_stem(name, ratio)}.pt"
     if not path.is_file():
         raise FileNotFoundError(_missing(name, ratio))
