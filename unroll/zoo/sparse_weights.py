@@ -67,18 +67,25 @@ def load_sparse(name: str, data: str | Path | None = None, device: str | None = 
 
 
 def save_sparse(checkpoint: str | Path, name: str, record: dict[str, Any], data: str | Path | None,
-                half: bool = False, out_dir: Path = _DIR, baseline_iters: int = 1000) -> dict[str, Any]:
+                half: bool = False, out_dir: Path = _DIR, baseline_iters: int = 1000,
+                K: int | None = None) -> dict[str, Any]:
     """Ship a training checkpoint's learnables as ``{name}.pt`` (+ ``.json``): evaluate the shipped
-    (rounded) weights per layer on the test set and ISTA/FISTA at 16/100/1000 iterations."""
+    (rounded) weights per layer on the test set and ISTA/FISTA at 16/100/1000 iterations. `K` ships
+    the first K layers only (a layer-wise run stopped after training layer K)."""
     import torch
 
     from ..api import compile as compile_spec
     from ..train import evaluate_layers, load_checkpoint
     ckpt = load_checkpoint(checkpoint)
     path, task = _task(data)
-    K = int(ckpt["K"])
+    full = compile_spec(f"zoo:{name}", K=int(ckpt["K"]), **task.operators())
+    full.load_state_dict(ckpt["model"])
+    K = int(ckpt["K"]) if K is None else int(K)
     model = compile_spec(f"zoo:{name}", K=K, **task.operators())
-    model.load_state_dict(ckpt["model"])
+    trained = dict(full.named_parameters())
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            p.copy_(trained[k])
     dtype = torch.float16 if half else torch.float32
     state = {k: v.detach().to(dtype).clone() for k, v in model.named_parameters()}
     out_dir.mkdir(parents=True, exist_ok=True)
