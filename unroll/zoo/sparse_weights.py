@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["sparse_names", "load_sparse", "save_sparse", "sha256"]
+__all__ = ["sparse_names", "load_sparse", "save_sparse", "sparse_baselines", "sha256"]
 
 _DIR = Path(__file__).parent / "pretrained"
 
@@ -68,7 +68,7 @@ def load_sparse(name: str, data: str | Path | None = None, device: str | None = 
 
 def save_sparse(checkpoint: str | Path, name: str, record: dict[str, Any], data: str | Path | None,
                 half: bool = False, out_dir: Path = _DIR, baseline_iters: int = 1000,
-                K: int | None = None) -> dict[str, Any]:
+                K: int | None = None, baselines: dict | None = None) -> dict[str, Any]:
     """Ship a training checkpoint's learnables as ``{name}.pt`` (+ ``.json``): evaluate the shipped
     (rounded) weights per layer on the test set and ISTA/FISTA at 16/100/1000 iterations. `K` ships
     the first K layers only (a layer-wise run stopped after training layer K)."""
@@ -100,11 +100,19 @@ def save_sparse(checkpoint: str | Path, name: str, record: dict[str, Any], data:
     (out_dir / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
     shipped = load_sparse(name, path)
     record["layer_nmse_db"] = [round(v, 4) for v in evaluate_layers(shipped, test)]
-    base = {}
-    for solver in ("ista", "fista"):
-        net = compile_spec(f"zoo:{solver}", K=baseline_iters, **task.operators())
-        curve = evaluate_layers(net, test, batch_size=250)
-        base[solver.upper()] = {str(k): round(curve[k - 1], 4) for k in (16, 100, 1000) if k <= len(curve)}
-    record["baselines_nmse_db"] = base
+    record["baselines_nmse_db"] = baselines or sparse_baselines(task, baseline_iters)
     (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record
+
+
+def sparse_baselines(task, iters: int = 1000) -> dict[str, dict[str, float]]:
+    """ISTA and FISTA test NMSE (dB) at 16, 100 and 1000 iterations (those up to `iters`)."""
+    from ..api import compile as compile_spec
+    from ..train import evaluate_layers
+    test = task.test_set()
+    base = {}
+    for solver in ("ista", "fista"):
+        net = compile_spec(f"zoo:{solver}", K=iters, **task.operators())
+        curve = evaluate_layers(net, test, batch_size=250)
+        base[solver.upper()] = {str(k): round(curve[k - 1], 4) for k in (16, 100, 1000) if k <= len(curve)}
+    return base
