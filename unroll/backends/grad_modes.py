@@ -1,8 +1,9 @@
 """Gradient modes: how a compiled module's backward pass runs through its K layers.
 
 - ``unroll``: backpropagate through every layer (the straight-line `_run`; memory grows with K).
-- ``checkpoint``: per-layer activation checkpointing; only the values passed between layers are
-  kept and each layer is recomputed during backward. Same gradients, memory O(one layer + K states).
+- ``checkpoint``: activation checkpointing in segments of about sqrt(K) layers: only the values
+  passed between segments are kept, and each segment is recomputed once during backward. Same
+  gradients; memory O(sqrt(K) states + one segment), within the issue's O(one layer + K states).
 - ``truncated:T``: the first K - T layers run without a graph; backpropagate through the last T.
 - ``implicit``: iterate the shared map T to its fixed point without a graph, apply it once with one,
   and solve the adjoint equation u = g + J_T(z*)' u by fixed-point iteration in backward (implicit
@@ -13,6 +14,7 @@ methods written by `torch_layers`. Without a graph to build (`torch.no_grad`) th
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -117,6 +119,8 @@ class GradRunner:
         env, where = self._start(inputs, aux)
         stop = len(m._layer_io) if upto is None else int(upto)  # K, or K + 1 with `finally`
         first = m.state_names.index(m.output_names[0])
+        if self.mode == "checkpoint":
+            return self._segments(env, where, stop, first, return_layers, aux)
         layers = []
         for k in range(stop):
             mode = self.mode
@@ -125,6 +129,42 @@ class GradRunner:
             self._layer(k, env, where, aux, mode)
             if return_layers:
                 layers.append(env[m._state_nodes[k + 1][first]])
+        return tuple(env[n] for n in m._state_nodes[stop]), layers
+
+    def _segments(self, env, where, stop, first, return_layers, aux):
+        """Checkpoint segments of about sqrt(K) layers: only the values that cross a segment
+        boundary are kept (sqrt(K) of them), and each segment is recomputed once in backward."""
+        m = self.module
+        io = m._layer_io
+        need = [set() for _ in range(stop + 1)]  # values read by layers k.. or returned
+        need[stop] = set(m._state_nodes[stop])
+        for k in range(stop - 1, -1, -1):
+            need[k] = need[k + 1] | set(io[k][0])
+        seg = math.isqrt(max(stop - 1, 0)) + 1
+        layers = []
+        for start in range(0, stop, seg):
+            end = min(start + seg, stop)
+            made: list[str] = []
+            for k in range(start, end):
+                made.extend(io[k][1])
+            ins = [a for a in dict.fromkeys(a for k in range(start, end) for a in io[k][0])
+                   if a not in made]
+            outs = [o for o in dict.fromkeys(made) if o in need[end]]
+            shown = [m._state_nodes[k + 1][first] for k in range(start, end)] if return_layers else []
+
+            def run(aux, *vals, start=start, end=end, ins=ins, outs=outs, shown=shown):
+                local = dict(zip(ins, vals))
+                for k in range(start, end):
+                    args, res_names = io[k]
+                    res = getattr(m, f"_layer_{k}")(aux, *where, *[local[a] if a in local else env[a]
+                                                                   for a in args])
+                    local.update(zip(res_names, res))
+                return tuple(local[o] for o in outs) + tuple(local.get(n, env.get(n)) for n in shown)
+            res = checkpoint(run, aux, *[env[a] for a in ins], use_reentrant=False)
+            env.update(zip(outs, res[:len(outs)]))
+            layers.extend(res[len(outs):])
+            for key in [key for key in env if key not in need[end]]:
+                del env[key]
         return tuple(env[n] for n in m._state_nodes[stop]), layers
 
     def _implicit(self, inputs, aux, return_layers):
