@@ -173,8 +173,9 @@ def test_malformed_spec(case):
     assert isinstance(err, cls), f"{type(err).__name__}: {err}"
     assert (err.span.line, err.span.col) == (line, col), str(err)
     assert message in err.message
+    assert err.hint, f"{case[0]}: every spec error carries a hint"
     if hint is not None:
-        assert err.hint is not None and hint in err.hint, err.hint
+        assert hint in err.hint, err.hint
     _assert_rendered(err, text, line, col)
 
 
@@ -263,3 +264,24 @@ def test_errors_from_files_name_the_file(tmp_path):
     with pytest.raises(NameError_) as info:
         unroll.check(p)
     assert str(info.value).startswith(f"{p}:8:24: name error: unknown name 'lamda'")
+
+
+def test_caret_lines_up_under_tab_indentation():
+    text = spec("\tx = soft(A y + x, 0.1)").replace("    \t", "\t")
+    err = _raise(text)
+    src_line, caret = str(err).splitlines()[1:3]
+    col = err.span.col
+    assert src_line.endswith(text.splitlines()[err.span.line - 1])
+    prefix = caret[len("       | "):].split("^")[0]
+    assert prefix.expandtabs(8) == " " * len(text.splitlines()[err.span.line - 1][:col - 1].expandtabs(8))
+
+
+def test_unused_learnable_is_an_error_without_derived_steps():
+    err = _raise(spec("x = soft(A' y + x, 0.1)", decls="learn Z : [m] = 0 shared\n"))
+    assert "learn Z is never used" in err.message and err.hint
+    assert err.span.line == 6
+
+
+def test_complex_array_for_a_real_operator_is_an_error():
+    with pytest.raises(SpecError, match="complex array but is declared real"):
+        unroll.compile(spec("x = soft(A' y + x, 0.1)"), A=A + 1j * A)

@@ -89,7 +89,9 @@ def render(err: SpecError) -> str:
             if span.end_line == span.line and span.end_col > span.col:
                 width = span.end_col - span.col
             lines.append(f"  {span.line:4d} | {text}")
-            lines.append("       | " + " " * max(span.col - 1, 0) + "^" * max(width, 1))
+            pad = "".join("\t" if c == "\t" else " " for c in text[:max(span.col - 1, 0)])
+            pad += " " * max(span.col - 1 - len(text), 0)  # tabs kept, so the caret lines up under them
+            lines.append("       | " + pad + "^" * max(width, 1))
     if err.hint:
         lines.append(f"hint: {err.hint}")
     return "\n".join(lines)

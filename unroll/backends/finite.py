@@ -24,6 +24,10 @@ def check_operators(u: Unfolded, args: Sequence[torch.Tensor]) -> None:
         if not _finite(a):
             raise SpecError(f"operator {name} holds {int((~torch.isfinite(a)).sum())} NaN/Inf entries",
                             p.operators[name].span, "pass a finite array", p.source)
+        if a.is_complex() and p.operators[name].dtype != "complex":
+            raise SpecError(f"operator {name} was given a complex array but is declared real",
+                            p.operators[name].span, f"declare `operator {name} : [...] complex`, or pass "
+                            "its real part explicitly", p.source)
         if a.numel() and not bool(a.abs().sum() > 0):
             raise SpecError(f"operator {name} is all zeros", p.operators[name].span,
                             "an all-zero operator makes every step size 1/L infinite", p.source)

@@ -129,7 +129,7 @@ class Checker:
         for d in dims:
             size = self.dim_size(d)
             if isinstance(size, int) and size <= 0:
-                raise self.err(ShapeError, "a dimension must be positive", d)
+                raise self.err(ShapeError, "a dimension must be positive", d, "sizes are integers >= 1")
             out.append(size)
         return tuple(out)
 
@@ -176,7 +176,8 @@ class Checker:
             return Value("identity", (), (), IDENT, False, "real", e.span)
         if e.id == "k":
             if "index" not in _CONTEXTS[ctx]:
-                raise self.err(NameError_, "the layer index k is only defined inside iterate", e)
+                raise self.err(NameError_, "the layer index k is only defined inside iterate", e,
+                               "use k in the iterate block or in sum_k(...)")
             return Value("index", (), (), (), False, "real", e.span)
         sym = self.symbols.get(e.id)
         if sym is None:
@@ -213,7 +214,8 @@ class Checker:
         return channels.index(self, e, ctx, env)
 
     def _expr_ListExpr(self, e: ast.ListExpr, ctx, env) -> Value:
-        raise self.err(SpecError, "a list is only allowed as a keyword argument", e)
+        raise self.err(SpecError, "a list is only allowed as a keyword argument", e,
+                       "lists go to cat([a, b], axis), stack(...) or keyword options")
 
     def _expr_Call(self, e: ast.Call, ctx, env) -> Value:
         name = e.func
@@ -243,7 +245,7 @@ class Checker:
             raise self.err(NameError_, f"unknown function '{name}'", e,
                            closest(name, known) or "functions: " + ", ".join(sorted(FUNCTIONS)))
         if e.kwargs or e.bound:
-            raise self.err(SpecError, f"{name}() takes no keyword arguments", e)
+            raise self.err(SpecError, f"{name}() takes no keyword arguments", e, "pass them by position")
         args = [self.expr(a, ctx, env) for a in e.args]
         opname = FUNCTIONS[name]
         if opname == "opnorm" and args and (args[0].batched or len(args[0].shape) != 2):
@@ -354,7 +356,7 @@ class Checker:
     def _call_cost(self, cost, e: ast.Call, ctx, env) -> Value:
         if len(e.args) != len(cost.params):
             raise self.err(SpecError, f"cost {cost.name} takes {len(cost.params)} argument(s), "
-                           f"got {len(e.args)}", e)
+                           f"got {len(e.args)}", e, f"it is cost {cost.name}({', '.join(cost.params)})")
         inner = {}
         for p, a in zip(cost.params, e.args):
             v = self.expr(a, ctx, env)
@@ -532,7 +534,8 @@ class Checker:
                                                     s.dtype, s.span), s)
             elif kind == "Iterate":
                 if iterate is not None:
-                    raise self.err(SpecError, "a spec has one iterate block", s)
+                    raise self.err(SpecError, "a spec has one iterate block", s,
+                                   "put every update of one layer in a single iterate block")
                 iterate = s
             elif kind == "Final":
                 if final is not None:
@@ -571,7 +574,8 @@ class Checker:
         K = self.K_override if self.K_override is not None else iterate.count
         if not 1 <= K <= MAX_K:
             raise self.err(SpecError, f"K must be at least 1, got {K}" if K < 1 else
-                           f"K must be at most {MAX_K:,}, got {K}", iterate)
+                           f"K must be at most {MAX_K:,}, got {K}", iterate,
+                           f"the layer count is an integer from 1 to {MAX_K:,}")
         spans = {n: s.span for n, s in self.symbols.items()}
         return Program(name or "unnamed", desc, self.spec.file, self.src, dict(self.dims),
                        {n: t for n, t in self.tensors.items() if t.kind == "operator"},
@@ -594,7 +598,7 @@ class Checker:
                            "choose one tying: shared (one copy) or per_layer (one per layer)")
         if len(cons) > 1:
             raise self.err(TyingError, f"learn {s.name} has two constraints {[str(c) for c in cons]}",
-                           getattr(cons[1], "span", None) or s)
+                           getattr(cons[1], "span", None) or s, "keep one constraint per learnable")
         shape = self.shape_of(s.shape)
         v = self.fit_shape(self.expr(s.init, "learn"), shape, s.init, f"learn {s.name}")
         if v.shape == () and shape != ():
@@ -615,7 +619,7 @@ class Checker:
         v = self.expr(c.expr, "cost", env)
         if v.shape != ():
             raise self.err(ShapeError, f"cost {c.name} must be a scalar, got {fmt_shape(v.shape)}",
-                           c.expr)
+                           c.expr, "wrap it in a norm (||.||^2, ||.||_1) or sum()")
         self.cost_terms[c.name] = CostTerm(c.name, c.params, v, c.span)
 
     def body(self, it: ast.Iterate):
@@ -650,7 +654,8 @@ class Checker:
                                        self.describe(v, a.expr))
                     if v.dtype != st.dtype:
                         raise self.err(ShapeError, f"state {a.name} is {st.dtype} but the new value "
-                                       f"is {v.dtype}", a.expr)
+                                       f"is {v.dtype}", a.expr, "declare the state with its update's "
+                                       "dtype, or convert with real(...) / complex(a, b)")
                 env[a.name] = v.named(a.name)
                 equations.append((a.name, env[a.name]))
             changed = False

@@ -52,4 +52,6 @@ def unknown_name(checker, e, visible: list[str]) -> NameError_:
     if line.lstrip().startswith("learn") and not rest:  # the last word of a learnable's line
         return checker.err(NameError_, f"unknown name '{e.id}'", e, closest(e.id, visible) or
                            "after the initial value come only shared, per_layer, positive or unit")
-    return checker.err(NameError_, f"unknown name '{e.id}'", e, closest(e.id, visible))
+    return checker.err(NameError_, f"unknown name '{e.id}'", e, closest(e.id, visible) or
+                       "declare it (dims, operator, input, const, learn, state); names assigned in "
+                       "the iterate block are local to it")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..dsl import ast
-from ..errors import DerivationError
+from ..errors import DerivationError, NameError_
 from . import algebra as al
 from .ir import LEAF_OPS, Value
 from .symbolic import equal, to_sympy
@@ -146,7 +146,10 @@ def check_all_used(checker, updates: dict[str, Value]) -> None:
     names = implicit_learnables(checker)
     calls: set[str] = set()
     _calls(checker.spec.statements, calls)
-    if not names or not calls & {"grad", "prox", "argmin"}:
+    if not names:
+        return
+    if not calls & {"grad", "prox", "argmin"}:
+        _check_named(checker, names, calls)
         return
     used: set[str] = set()
     for v in updates.values():
@@ -158,3 +161,14 @@ def check_all_used(checker, updates: dict[str, Value]) -> None:
                               "matches no part of a derived step (grad, prox, argmin)", lrn.span,
                               "use it by name in an update, or make its init equal to a "
                               "coefficient of the expanded step")
+
+
+def _check_named(checker, names: list[str], calls: set[str]) -> None:
+    """Without derived steps nothing can match a learnable by its init: one never named is an error."""
+    named: set[str] = set(calls)
+    _names(checker.spec.statements, named)
+    for n in names:
+        if n not in named:
+            raise checker.err(NameError_, f"learn {n} is never used: no update, loss, cost or "
+                              "other declaration names it", checker.learnables[n].span,
+                              f"use {n} in the iterate block or remove its declaration")

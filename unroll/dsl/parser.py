@@ -393,6 +393,8 @@ def parse(text: str, file: str = "<spec>") -> ast.Spec:
             msg, hint = named
         else:
             msg, hint = _describe(err), _expected(err)
+            if hint is None and isinstance(err, UnexpectedCharacters):
+                hint = "specs use names, numbers, + - * / ^ ' , : = | and brackets; # starts a comment"
         raise SpecSyntaxError(msg, Span(file, line, col, line, col + 1), hint, text) from None
     _within_limits(tree, file, text)
     stmts = _ToAst(file).transform(tree)
