@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
 from .. import __version__
@@ -54,6 +55,10 @@ def _message(e: Exception) -> str:
     return str(e) or type(e).__name__
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default sys.argv[1:]); returns the exit status."""
     import torch
@@ -68,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = torch.get_num_threads()  # train/demo may lower it on a busy CPU; callers get it back
     try:
         check_args(args)
-        return args.func(args)
+        with warnings.catch_warnings():  # the CLI prints warnings as one line, not Python's format
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except SpecError as e:
         return _fail(str(e), 2)
     except CLIError as e:

@@ -9,15 +9,17 @@ and `learn theta = lam / L` comes `x = soft(W_e y + S x, theta)`.
 """
 from __future__ import annotations
 
+import warnings
+
 import sympy as sp
 
 from ..dsl import ast
-from ..errors import DerivationError, NameError_
+from ..errors import DerivationError
 from . import algebra as al
 from .ir import LEAF_OPS, Value
 from .symbolic import equal, to_sympy
 
-__all__ = ["rewrite", "implicit_learnables", "check_all_used"]
+__all__ = ["rewrite", "implicit_learnables", "check_all_used", "UnusedLearnableWarning"]
 
 
 def _nodes(e):
@@ -164,11 +166,16 @@ def check_all_used(checker, updates: dict[str, Value]) -> None:
 
 
 def _check_named(checker, names: list[str], calls: set[str]) -> None:
-    """Without derived steps nothing can match a learnable by its init: one never named is an error."""
+    """Without derived steps nothing can match a learnable by its init: one never named is warned
+    about (it would train nothing and still count as a parameter)."""
     named: set[str] = set(calls)
     _names(checker.spec.statements, named)
     for n in names:
         if n not in named:
-            raise checker.err(NameError_, f"learn {n} is never used: no update, loss, cost or "
-                              "other declaration names it", checker.learnables[n].span,
-                              f"use {n} in the iterate block or remove its declaration")
+            warnings.warn(f"{checker.learnables[n].span}: learn {n} is never used (no update, loss or "
+                          "cost names it) but still counts as a parameter", UnusedLearnableWarning,
+                          stacklevel=2)
+
+
+class UnusedLearnableWarning(UserWarning):
+    """A declared learnable that no part of the network reads."""
