@@ -103,7 +103,13 @@ def _run_admm_net(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
-_PAPERS = {"ista-net": _run_ista_net, "admm-net": _run_admm_net}
+def _run_lista(args: argparse.Namespace) -> int:
+    from .lista import run_command
+
+    return run_command(args)
+
+
+_PAPERS = {"ista-net": _run_ista_net, "admm-net": _run_admm_net, "lista": _run_lista}
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
@@ -114,13 +120,17 @@ def run_reproduce(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register reproduce."""
     from .admm_net import add_arguments as add_admm_arguments
+    from .lista import add_arguments as add_lista_arguments
 
     p = sub.add_parser(
-        "reproduce", help="reproduce a paper's table (ista-net: Set11 Table 1; admm-net: CS-MRI)",
+        "reproduce", help="reproduce a paper's table (ista-net: Set11 Table 1; admm-net: CS-MRI; "
+        "lista: Table 1, sparse codes of image patches)",
         description="ista-net: train ISTA-Net+ (and optionally ISTA-Net / FISTA-Net) on 33x33 T91 "
         "blocks for each CS ratio within the time budget, evaluate on Set11 as the paper (PSNR/SSIM "
         "on 0-255) and print our numbers next to the paper's Table 1. admm-net: ADMM-Net on CS-MRI "
-        "per mask. Both write OUT/results.json.")
+        "per mask. lista: learn dictionaries of 10x10 T91 patches, compute the optimal codes Z* with "
+        "zoo:fista, train zoo:lista with K = 1, 3, 7 against them and compare with FISTA on Set11 patches "
+        "(Gregor & LeCun 2010, Table 1). All write OUT/results.json.")
     p.add_argument("paper", choices=sorted(_PAPERS), help="which reproduction")
     p.add_argument("--published", metavar="DIR", default=None,
                    help="run the paper's released weights through our compiled specs (ista-net: "
@@ -130,8 +140,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mri-ratios", type=float, nargs="*", default=None, metavar="PCT",
                    help="ista-net --published: CS-MRI mask ratios (default 20 30 40 50; none to skip)")
     p.add_argument("--budget", type=_duration, default=600.0, metavar="T", action=_Budget,
-                   help="training time PER run (ista-net: per network and ratio; admm-net: per mask), "
-                   "e.g. 10m (default 10m)")
+                   help="training time PER run (ista-net: per network and ratio; admm-net: per mask; "
+                   "lista: per dictionary size, split over the depths in proportion to K), e.g. 10m (default 10m)")
     p.add_argument("--data", metavar="DIR", help="data directory (default $UNROLL_DATA, else built-in "
                    "synthetic images and generated operators, said so in the output)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -151,4 +161,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ship", action="store_true", help="ista-net: save the trained weights into "
                    "unroll/zoo/pretrained")
     add_admm_arguments(p)
+    add_lista_arguments(p)
     p.set_defaults(func=run_reproduce)
