@@ -86,6 +86,7 @@ def test_cli_end_to_end_writes_json_and_reuses_cache(tmp_path, capsys, monkeypat
     (["--atoms", "0"], "--atoms"),
     (["--lam", "-1"], "--lam"),
     (["--data", "/nonexistent/unroll-data"], "does not exist"),
+    (["--K", "3"], "--layers"),
 ])
 def test_bad_options_fail_cleanly(extra, message, capsys, tmp_path):
     assert main(["reproduce", "lista", "--out", str(tmp_path), "--quiet", *extra]) == 2

@@ -327,6 +327,8 @@ def run_command(args: Any) -> int:
         value = getattr(args, name, None)
         return default if value is None else value
 
+    if getattr(args, "K", None) is not None:
+        raise ValueError("reproduce lista: --K is not used; give the LISTA depths with --layers (default 1 3 7)")
     cfg = ListaConfig(
         atoms=tuple(given("atoms", (100, 400))), layers=tuple(given("layers", (1, 3, 7))),
         budget_s=float(args.budget), data_dir=args.data, out_dir=given("out", "runs/reproduce_lista"),
