@@ -71,10 +71,13 @@ class ListaConfig:
                              "value of 1 or more, patch at least 2, target iterations at least 2)")
 
 
+_CACHE_VERSION = 1  # bump when the dictionary learning or the target computation changes
+
+
 def _fista_spec_key() -> str:
     from .. import zoo
 
-    return digest(zoo.path("fista").read_text(encoding="utf-8"))
+    return digest(_CACHE_VERSION, zoo.path("fista").read_text(encoding="utf-8"))
 
 
 def _dictionary(cfg: ListaConfig, train: np.ndarray, m: int, log: Callable[[str], None]) -> dict[str, Any]:
