@@ -229,6 +229,11 @@ def _write_json(path: Path, report: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _match_words(a: dict[str, Any]) -> str:
+    n = a.get("fista_iters_to_match_lista1")
+    return str(n) if n else f"> {len(a['fista'])}"
+
+
 def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """FISTA's test error against its iterations, one panel per dictionary size, LISTA-K as levels."""
     import matplotlib
@@ -248,8 +253,8 @@ def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
             hit = _first_at_or_below(curve, e)
             if hit is not None:
                 ax.plot([hit], [curve[hit - 1]], "x", color=color, ms=8)
-        n = a.get("fista_iters_to_match_lista1")
-        ax.set_title(f"m = {m}: FISTA reaches LISTA-1 after {n if n else '>' + str(len(curve))} iterations")
+        ax.set_title(f"m = {m}: FISTA reaches LISTA-1 after {_match_words(a)} iterations" if "1" in a["lista"]
+                     else f"m = {m}")
         ax.set_xlabel("FISTA iterations / LISTA layers")
         ax.set_ylabel("test error ½‖Z* − Z‖²")
         ax.grid(True, which="both", alpha=0.3)
@@ -287,8 +292,7 @@ def format_table(report: dict[str, Any]) -> str:
     for k in ks:
         lines.append(row(f"LISTA, {k} layer{'s' if k != '1' else ''}", "lista", k))
     match = "".join(f"{str(a['paper']['fista_iters_to_match_lista1'] or '-'):>9}"
-                    f"{str(a['fista_iters_to_match_lista1'] or '>' + str(len(a['fista']))):>10}{'':>11}"
-                    for a in atoms.values())
+                    f"{_match_words(a) if '1' in a['lista'] else '-':>10}{'':>11}" for a in atoms.values())
     lines.append(f"{'FISTA iterations to LISTA-1':<30}{match}")
     lines.append("-" * len(sub))
     lines.append(f"error: {report['error']}; mean ½‖Z*‖²: "
