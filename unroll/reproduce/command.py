@@ -1,4 +1,4 @@
-"""`unroll reproduce ista-net|admm-net`: train as the paper within a budget, print ours next to theirs."""
+"""`unroll reproduce ista-net|admm-net|lista`: train as the paper within a budget, print ours next to theirs."""
 from __future__ import annotations
 
 import argparse
