@@ -25,7 +25,7 @@ _KINDS: dict[str, tuple[str, ...]] = {
     "const": ("const", "number", "zeros", "identity", "index", "dim"),
     "linear": ("matmul", "transpose", "expand", "reshape", "fft2", "ifft2", "solve", "block"),
     "arithmetic": ("add", "sub", "mul", "div", "neg", "pow", "sqrt", "exp", "log", "abs", "sign"),
-    "nonlinear": ("soft", "hard", "relu", "softplus", "sigmoid", "tanh", "clamp", "maximum",
+    "nonlinear": ("soft", "hard", "hard_ste", "hard_smooth", "relu", "softplus", "sigmoid", "tanh", "clamp", "maximum",
                   "minimum", "plf"),
     "reduce": ("sum", "mean", "norm1", "norm2", "sqnorm", "norm0", "norminf", "opnorm", "mse",
                "nmse"),

@@ -47,6 +47,8 @@ NUMPY_OPS: dict[str, Callable] = {
     "transpose": lambda a, r, s: np.swapaxes(a[0], -1, -2),
     "soft": lambda a, r, s: np.sign(a[0]) * np.maximum(np.abs(a[0]) - a[1], 0.0),
     "hard": lambda a, r, s: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
+    "hard_ste": lambda a, r, s: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
+    "hard_smooth": lambda a, r, s: a[0] / (1.0 + np.exp(-(np.abs(a[0]) - a[1]) / a[2])),
     "relu": lambda a, r, s: np.maximum(a[0], 0.0),
     "abs": lambda a, r, s: np.abs(a[0]),
     "sign": lambda a, r, s: np.sign(a[0]),

@@ -24,6 +24,17 @@ def hard(v, t):
     return v * (torch.abs(v) > t).to(v.dtype)
 
 
+def hard_ste(v, t):
+    """Hard thresholding forward, soft thresholding's gradient backward (straight-through)."""
+    s = soft(v, t)
+    return s + (hard(v, t) - s).detach()
+
+
+def hard_smooth(v, t, s):
+    """Sigmoid-gated hard thresholding: v * sigmoid((|v| - t) / s)."""
+    return v * torch.sigmoid((torch.abs(v) - t) / s)
+
+
 def _clamp(v, lo, hi):
     lo = torch.as_tensor(lo, dtype=v.dtype, device=v.device)
     hi = torch.as_tensor(hi, dtype=v.dtype, device=v.device)
@@ -304,6 +315,8 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] =
     "transpose": _transpose,
     "soft": lambda a, r, s: f"soft({a[0]}, {a[1]})",
     "hard": lambda a, r, s: f"hard({a[0]}, {a[1]})",
+    "hard_ste": lambda a, r, s: f"hard_ste({a[0]}, {a[1]})",
+    "hard_smooth": lambda a, r, s: f"hard_smooth({a[0]}, {a[1]}, {a[2]})",
     "relu": lambda a, r, s: f"torch.relu({a[0]})",
     "abs": lambda a, r, s: f"torch.abs({a[0]})",
     "sign": lambda a, r, s: f"torch.sign({a[0]})",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..compiler.ir import Program, fmt_shape
 from ..compiler.pretty import equation_lines, shared_lines, to_text
@@ -26,7 +27,10 @@ def _give_dims(missing: list[str]) -> str:
 
 def run_check(args: argparse.Namespace) -> int:
     """Parse and check a spec (and unfold it if its sizes are known); print a one-line summary."""
+    from ..compiler.gradflow import no_gradient
     program = load_program(args.spec, args.K)
+    for finding in no_gradient(program):  # warnings: `unroll train` refuses these without --allow-no-grad
+        print(finding.warning(program), file=sys.stderr)
     u, dims, missing = _unfold_if_sized(program, args.K, dims_of(args))
     K = program.K if args.K is None else args.K
     if getattr(args, "grad", None) == "implicit":

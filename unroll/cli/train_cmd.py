@@ -71,6 +71,7 @@ def _run_train(args: argparse.Namespace) -> int:
             print(f"--init {init.path.name} belongs to {spec}: training that")
             args.spec = spec
     program = load_program(args.spec, args.K)
+    _check_gradients(program, args.allow_no_grad)
     out = Path(args.out or f"runs/{program.name.lower()}")
     note = claim_out_dir(out, args.resume, args.overwrite)
     if note:
@@ -142,6 +143,21 @@ def _run_train(args: argparse.Namespace) -> int:
           + (f", {result.best_checkpoint}" if result.best_checkpoint else "")
           + f"; logs: {out / 'log.csv'}, {out / 'log.json'}")
     return 0
+
+
+def _check_gradients(program, allowed: bool) -> None:
+    """A learnable the loss cannot train is an error (the first one, located), or with
+    --allow-no-grad a warning per learnable."""
+    import sys
+
+    from ..compiler.gradflow import no_gradient
+    found = no_gradient(program)
+    if found and not allowed:
+        err = found[0].warning(program, error=True)
+        err.hint = ((err.hint + "; ") if err.hint else "") + "or pass --allow-no-grad to train anyway"
+        raise err
+    for f in found:
+        print(f.warning(program), file=sys.stderr)
 
 
 def _warm_up(model, task, args: argparse.Namespace) -> float:
@@ -248,5 +264,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", choices=("bf16",), default=None,
                    help="mixed precision: autocast matrix products to bfloat16")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on CUDA")
+    p.add_argument("--allow-no-grad", action="store_true",
+                   help="train even when a learnable gets no gradient (only reached through hard's "
+                   "threshold, sign, ||.||_0, ...; `unroll check` names the op)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)

@@ -20,7 +20,8 @@ __all__ = ["Graph", "NodeRecord", "Namespace", "GraphLintError"]
 RESERVED = frozenset(set(keyword.kwlist) | {
     "self", "torch", "F", "np", "math", "nn", "super", "range", "len", "float", "int", "tuple",
     "list", "dict", "print", "upto", "return_layers", "batch", "layers", "inputs", "outputs",
-    "dtype", "device", "soft", "hard", "plf", "object", "type", "min", "max", "sum", "abs",
+    "dtype", "device", "soft", "hard", "hard_ste", "hard_smooth", "plf", "object", "type", "min",
+    "max", "sum", "abs",
     "aux", "states", "enumerate", "isinstance", "getattr", "hasattr", "zip", "bool", "complex",
     "slice", "ValueError"})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -24,6 +24,7 @@ class OpInfo:
     smooth: bool = True
     out_dtype: str = "same"   # 'same' (complex if any argument is), 'complex' or 'real'
     real_only: bool = False   # arguments must be real
+    zero_grad: tuple = ()     # argument positions whose derivative is zero (almost) everywhere
 
 
 def _soft(v: float, t: float) -> float:
@@ -32,6 +33,11 @@ def _soft(v: float, t: float) -> float:
 
 def _hard(v: float, t: float) -> float:
     return v if abs(v) > t else 0.0
+
+
+def _hard_smooth(v: float, t: float, s: float) -> float:
+    z = (abs(v) - t) / s
+    return v / (1 + math.exp(-z)) if z > -700 else 0.0
 
 
 def _softplus(v: float) -> float:
@@ -48,10 +54,16 @@ _TABLE = [
     OpInfo("matmul", (2, 2), "matmul", None, "matrix product A x (juxtaposition or @)"),
     OpInfo("transpose", (1, 1), "transpose", None, "A' (transpose)"),
     OpInfo("soft", (2, 2), "elementwise", _soft, "soft(v, t): soft thresholding sign(v)·max(|v|−t, 0)", False),
-    OpInfo("hard", (2, 2), "elementwise", _hard, "hard(v, t): hard thresholding v·[|v| > t]", False),
+    OpInfo("hard", (2, 2), "elementwise", _hard, "hard(v, t): hard thresholding v·[|v| > t]", False,
+           zero_grad=(1,)),
+    OpInfo("hard_ste", (2, 2), "elementwise", _hard, "hard_ste(v, t): hard thresholding forward, "
+           "soft thresholding's gradient backward (straight-through: t trains)", False),
+    OpInfo("hard_smooth", (3, 3), "elementwise", _hard_smooth, "hard_smooth(v, t, s): sigmoid-gated "
+           "hard thresholding v·sigmoid((|v| − t)/s), hard as s → 0", False),
     OpInfo("relu", (1, 1), "elementwise", lambda a: max(a, 0.0), "relu(v) = max(v, 0)", False),
     OpInfo("abs", (1, 1), "elementwise", abs, "abs(v)", False, out_dtype="real"),
-    OpInfo("sign", (1, 1), "elementwise", lambda a: math.copysign(1.0, a) if a else 0.0, "sign(v)", False),
+    OpInfo("sign", (1, 1), "elementwise", lambda a: math.copysign(1.0, a) if a else 0.0, "sign(v)", False,
+           zero_grad=(0,)),
     OpInfo("softplus", (1, 1), "elementwise", _softplus, "softplus(v) = log(1 + e^v)"),
     OpInfo("sigmoid", (1, 1), "elementwise", lambda a: 1 / (1 + math.exp(-a)), "sigmoid(v)"),
     OpInfo("tanh", (1, 1), "elementwise", math.tanh, "tanh(v)"),
@@ -66,7 +78,8 @@ _TABLE = [
     OpInfo("norm1", (1, 1), "reduce", None, "||v||_1", False, out_dtype="real"),
     OpInfo("norm2", (1, 1), "reduce", None, "||v|| (Euclidean / Frobenius)", False, out_dtype="real"),
     OpInfo("sqnorm", (1, 1), "reduce", None, "||v||^2", out_dtype="real"),
-    OpInfo("norm0", (1, 1), "reduce", None, "||v||_0 (count of non-zeros)", False, out_dtype="real"),
+    OpInfo("norm0", (1, 1), "reduce", None, "||v||_0 (count of non-zeros)", False, out_dtype="real",
+           zero_grad=(0,)),
     OpInfo("norminf", (1, 1), "reduce", None, "||v||_inf", False, out_dtype="real"),
     OpInfo("opnorm", (1, 1), "matrix_scalar", None, "norm2(A): spectral norm of a fixed matrix", out_dtype="real"),
     OpInfo("fft2", (1, 1), "fourier", None, "fft2(v): orthonormal 2-D FFT over the last two axes",
@@ -102,9 +115,10 @@ _TABLE = [
     OpInfo("mse", (2, 2), "batch_reduce", None, "mse(a, b): mean squared error over batch and entries", out_dtype="real"),
     OpInfo("nmse", (2, 2), "batch_reduce", None, "nmse(a, b): ||a − b||² / ||b||² over the batch", out_dtype="real"),
     # Indicators (cost terms): 0 where the constraint holds, +inf elsewhere; their prox is a projection.
-    OpInfo("nonneg", (1, 1), "reduce", None, "nonneg(x): indicator of x ≥ 0 (0 or +inf)", False),
+    OpInfo("nonneg", (1, 1), "reduce", None, "nonneg(x): indicator of x ≥ 0 (0 or +inf)", False,
+           zero_grad=(0,)),
     OpInfo("box", (3, 3), "reduce", None, "box(x, lo, hi): indicator of lo ≤ x ≤ hi (0 or +inf)",
-           False),
+           False, zero_grad=(0, 1, 2)),
     # Several values as one and back (channels.py); axes count per-sample dims from 0.
     OpInfo("cat", (1, 1 << 16), "custom", None, "cat([a, b], axis): join along an axis"),
     OpInfo("stack", (1, 1 << 16), "custom", None, "stack([a, b], axis): join along a new axis"),
@@ -123,12 +137,12 @@ _TABLE = [
 OPS: dict[str, OpInfo] = {o.name: o for o in _TABLE}
 
 # Ops that only make sense on real values (thresholds, orderings).
-REAL_ONLY = frozenset({"soft", "hard", "relu", "sign", "clamp", "maximum", "minimum", "softplus",
+REAL_ONLY = frozenset({"soft", "hard", "hard_ste", "hard_smooth", "relu", "sign", "clamp", "maximum", "minimum", "softplus",
                        "sigmoid", "tanh", "log", "sqrt", "norm0"})
 
 # Spec function names → op names (norm2 on a matrix is the spectral norm: see check).
 FUNCTIONS: dict[str, str] = {
-    "soft": "soft", "hard": "hard", "relu": "relu", "abs": "abs", "sign": "sign",
+    "soft": "soft", "hard": "hard", "hard_ste": "hard_ste", "hard_smooth": "hard_smooth", "relu": "relu", "abs": "abs", "sign": "sign",
     "softplus": "softplus", "sigmoid": "sigmoid", "tanh": "tanh", "sqrt": "sqrt", "exp": "exp",
     "log": "log", "clamp": "clamp", "max": "maximum", "min": "minimum", "sum": "sum",
     "mean": "mean", "norm2": "opnorm", "mse": "mse", "nmse": "nmse",
@@ -142,9 +156,9 @@ FUNCTIONS: dict[str, str] = {
 SPECIAL_CALLS = ("grid", "dct_filters", "diff_filters", "otf")
 
 # Ops whose value is zero wherever their first argument is zero (used when folding zero states).
-ZERO_PRESERVING = frozenset({"soft", "hard", "relu", "abs", "sign", "neg", "tanh", "sqrt", "fft2",
-                             "ifft2", "real", "imag", "conj", "sum_l", "slice", "diff", "diff_t",
-                             "embed"})
+ZERO_PRESERVING = frozenset({"soft", "hard", "hard_ste", "hard_smooth", "relu", "abs", "sign", "neg",
+                             "tanh", "sqrt", "fft2", "ifft2", "real", "imag", "conj", "sum_l",
+                             "slice", "diff", "diff_t", "embed"})
 
 
 def op(name: str) -> OpInfo:

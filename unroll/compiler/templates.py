@@ -15,7 +15,7 @@ from ..errors import SpecError, Span
 
 __all__ = ["TEMPLATES", "expand", "smooth"]
 
-_NONSMOOTH_CALLS = {"nonneg", "box", "abs", "relu", "soft", "hard", "sign", "max", "min", "clamp"}
+_NONSMOOTH_CALLS = {"nonneg", "box", "abs", "relu", "soft", "hard", "hard_ste", "hard_smooth", "sign", "max", "min", "clamp"}
 
 
 def smooth(e) -> bool:
