@@ -72,12 +72,29 @@ def _shape(x) -> tuple:
         raise TypeError(f"an operator is an array or a shape, not {type(x).__name__}") from None
 
 
+def _is_callables(x) -> bool:
+    """Whether x is a matrix-free operator: an object with A and A_adjoint, or a callable pair."""
+    if hasattr(x, "A") and hasattr(x, "A_adjoint"):
+        return True
+    return isinstance(x, (tuple, list)) and len(x) == 2 and all(callable(f) for f in x)
+
+
 def unfold(spec: str | Path | ast.Spec | Program, K: int | None = None,
            dims: Mapping[str, int] | None = None, **operators) -> Unfolded:
     """Unfold a spec K times; operators (arrays or shapes) and `dims` give the sizes."""
     program = check(spec)
+    linops = {n for n, t in program.operators.items() if t.in_shape is not None}
+    for k, v in operators.items():
+        if k in program.operators and (k in linops) != _is_callables(v):
+            t = program.operators[k]
+            raise SpecError(f"operator {k} is {'matrix-free' if k in linops else 'a tensor'} but was "
+                            f"given {'an array' if k in linops else type(v).__name__}", t.span,
+                            "give an object with A(x) and A_adjoint(y) (a deepinv Physics) or a "
+                            "pair (forward, adjoint) of torch callables" if k in linops else
+                            "give an array, or declare it `operator A : [m] <- [n] linear`",
+                            program.source)
     unknown = [k for k in operators if k not in program.operators]
-    shapes = {k: _shape(v) for k, v in operators.items() if k not in unknown}
+    shapes = {k: _shape(v) for k, v in operators.items() if k not in unknown and k not in linops}
     if unknown:
         raise SpecError(f"unknown operator {', '.join(unknown)}", None,
                         f"the spec declares operators: {', '.join(program.operators) or '(none)'}")

@@ -21,6 +21,8 @@ def check_operators(u: Unfolded, args: Sequence[torch.Tensor]) -> None:
     """Every operator array is finite and not all zero."""
     p = u.program
     for name, a in zip(p.operators, args):
+        if not isinstance(a, torch.Tensor):  # a matrix-free operator: callables, nothing to scan
+            continue
         if not _finite(a):
             raise SpecError(f"operator {name} holds {int((~torch.isfinite(a)).sum())} NaN/Inf entries",
                             p.operators[name].span, "pass a finite array", p.source)

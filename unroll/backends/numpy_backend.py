@@ -234,9 +234,60 @@ def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None, residua
     return env
 
 
+# ---- matrix-free operators: the given callables, called on float64 tensors (or arrays) ----
+_LINOPS: dict[str, object] = {}  # name -> the object given to evaluate (set per call)
+
+
+def _is_linop(u: Unfolded, name: str) -> bool:
+    t = u.program.operators.get(name)
+    return t is not None and t.in_shape is not None
+
+
+def _linop_call(name: str, adjoint: bool, x: np.ndarray) -> np.ndarray:
+    """Apply operator `name` (or its adjoint) to a batch x [B, ...] in float64."""
+    import torch
+    op = _LINOPS[name]
+    pair = (op.A, op.A_adjoint) if hasattr(op, "A") and hasattr(op, "A_adjoint") else tuple(op)
+    f = pair[1 if adjoint else 0]
+    try:
+        out = f(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)))
+    except TypeError:  # a pair of NumPy callables
+        out = f(np.asarray(x, dtype=np.float64))
+    out = out.detach().cpu().numpy() if torch.is_tensor(out) else np.asarray(out)
+    return out.astype(np.float64)
+
+
+def _linop_apply(a, r, s):
+    x = a[0]
+    return _linop_call(r.attrs[0], r.attrs[1], x if s[0].batched else x[None])[
+        slice(None) if s[0].batched else 0]
+
+
+def _linop_norm(a, r, s, iters: int = 1000) -> np.float64:
+    """Power iteration on A'A from the same fixed start as the torch backend."""
+    import torch
+    name, shape = r.attrs
+    x = torch.randn((1,) + tuple(shape), generator=torch.Generator().manual_seed(0),
+                    dtype=torch.float64).numpy()
+    x, lam = x / np.linalg.norm(x), 0.0
+    for _ in range(iters):
+        y = _linop_call(name, True, _linop_call(name, False, x))
+        new = float(np.linalg.norm(y))
+        if new == 0:
+            return np.float64(0.0)
+        x, done, lam = y / new, abs(new - lam) <= 4 * np.finfo(float).eps * new, new
+        if done:
+            break
+    return np.float64(np.sqrt(lam))
+
+
+NUMPY_OPS.update({"linop_apply": _linop_apply, "linop_norm": _linop_norm})
+
+
 def initial_parameters(u: Unfolded, operators: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every learnable's initial value (constraints applied), keyed by forward-graph node."""
     b = u.build
+    _LINOPS.update({k: v for k, v in operators.items() if _is_linop(u, k)})
     env = {n: _arr(operators[b[n].attrs[0]])
            for n in b if b[n].op == "operator"}
     env = _run(b, env)
@@ -251,7 +302,8 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
     `params` maps forward-graph parameter nodes to values as used (constraints applied); by
     default they are computed from the spec's initial values.
     """
-    ops = {k: _arr(v) for k, v in operators.items()}
+    _LINOPS.update({k: v for k, v in operators.items() if _is_linop(u, k)})
+    ops = {k: v if _is_linop(u, k) else _arr(v) for k, v in operators.items()}
     b = _run(u.build, {n: ops[u.build[n].attrs[0]] for n in u.build if u.build[n].op == "operator"})
     if params is None and u.program.blocks:
         raise ValueError("the spec has learnable blocks, whose weights are random: pass "

@@ -41,7 +41,8 @@ _OUTSIDE = {"positive": lambda v: v <= 0, "unit": lambda v: (v <= 0) | (v >= 1)}
 def _constraint_error(u: Unfolded, args: list, msg: str) -> None:
     """Raise a SpecError at the init of the first constrained learnable whose value breaks it."""
     from .numpy_backend import initial_parameters
-    values = initial_parameters(u, {o: a.cpu().numpy() for o, a in zip(u.program.operators, args)})
+    values = initial_parameters(u, {o: a.cpu().numpy() if torch.is_tensor(a) else a
+                                    for o, a in zip(u.program.operators, args)})
     for node, info in u.params.items():
         base = CONSTRAINTS[info.constraint].base if info.constraint else None
         if base and np.any(_OUTSIDE[base](values[node])):
@@ -77,7 +78,8 @@ def lower(u: Unfolded, operators: Mapping[str, object], dtype: torch.dtype = tor
     gen = generate(u, layered=layered)
     filename = f"<unroll:{u.program.name}:K={u.K}:{id(gen)}>"
     cls = load_class(gen, filename)
-    args = [_as_array(operators[o]) for o in u.program.operators]
+    args = [operators[o] if t.in_shape is not None else _as_array(operators[o])
+            for o, t in u.program.operators.items()]
     check_operators(u, args)
     try:
         module = cls(*args, dtype=dtype)

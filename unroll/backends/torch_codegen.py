@@ -75,6 +75,12 @@ def _expr(g: Graph, node: str, names: dict[str, str], ctx: dict[str, str]) -> st
         return f"_dct_filters({rec.attrs[0]}, {dtype}, {ctx['device']}{order})"
     if rec.op == "diff_filters":
         return f"_diff_filters({dtype}, {ctx['device']})"
+    if rec.op == "linop_norm":
+        shape = "(" + "".join(f"{d}, " for d in rec.attrs[1]) + ")"
+        return f"_linop_norm(self._linop_{Namespace().safe(rec.attrs[0])}, {shape}, {ctx['dtype']}, {ctx['device']})"
+    if rec.op == "linop_apply":
+        f = f"self._linop_{Namespace().safe(rec.attrs[0])}[{int(rec.attrs[1])}]"
+        return f"{f}({args[0]})" if g[rec.args[0]].batched else f"{f}({args[0]}[None])[0]"
     if rec.op == "identity":
         return f"torch.eye({rec.shape[0]}, dtype={ctx['dtype']}, device={ctx['device']})"
     if rec.op == "block":
@@ -208,8 +214,11 @@ def generate(u: Unfolded, class_name: str | None = None, layered: bool = False) 
     bnames: dict[str, str] = {}
     bctx = {"dtype": "dtype", "device": "None"}
     for o in ops:
-        node = next(n for n in b if b[n].op == "operator" and b[n].attrs[0] == o)
         local = Namespace().safe(o)
+        if p.operators[o].in_shape is not None:  # matrix-free: kept as callables, not a buffer
+            w(f"object.__setattr__(self, '_linop_{local}', _linop({local}, {o!r}))", 2)
+            continue
+        node = next(n for n in b if b[n].op == "operator" and b[n].attrs[0] == o)
         bnames[node] = local
         dt = "dtype" if b[node].dtype == "real" else "_complex_of(dtype)"
         w(f"{local} = torch.as_tensor({local}, dtype={dt})", 2, node, b[node].span)

@@ -304,6 +304,10 @@ def _sqabs(x: str, rec: NodeRecord) -> str:
     return f"{x}.abs() ** 2" if rec.dtype == "complex" else f"{x} * {x}"
 
 
+def _in_codegen(rec: NodeRecord) -> str:
+    raise AssertionError(f"{rec.op} is written by torch_codegen._expr")
+
+
 TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] = {
     "add": lambda a, r, s: f"{a[0]} + {a[1]}",
     "sub": lambda a, r, s: f"{a[0]} - {a[1]}",
@@ -316,6 +320,8 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] =
     "soft": lambda a, r, s: f"soft({a[0]}, {a[1]})",
     "hard": lambda a, r, s: f"hard({a[0]}, {a[1]})",
     "hard_ste": lambda a, r, s: f"hard_ste({a[0]}, {a[1]})",
+    "linop_apply": lambda a, r, s: _in_codegen(r),  # torch_codegen._expr writes it (needs `self`)
+    "linop_norm": lambda a, r, s: _in_codegen(r),
     "hard_smooth": lambda a, r, s: f"hard_smooth({a[0]}, {a[1]}, {a[2]})",
     "relu": lambda a, r, s: f"torch.relu({a[0]})",
     "abs": lambda a, r, s: f"torch.abs({a[0]})",
@@ -425,3 +431,39 @@ TORCH_OPS.update({
                               else f"torch.linalg.solve({a[0]}, {a[1]})"),
     "vdot": _vdot,
 })
+
+
+HELPERS += '''
+
+def _linop(op, name):
+    """(forward, adjoint) of a matrix-free operator: an object with A(x) and A_adjoint(y) (the
+    deepinv Physics convention) or a pair of callables; both take and return batched tensors."""
+    if hasattr(op, "A") and hasattr(op, "A_adjoint"):
+        return (op.A, op.A_adjoint)
+    if isinstance(op, (tuple, list)) and len(op) == 2 and all(callable(f) for f in op):
+        return (op[0], op[1])
+    raise TypeError(f"operator {name} is matrix-free: give an object with A(x) and A_adjoint(y) "
+                    "or a pair (forward, adjoint)")
+
+
+def _linop_norm(op, shape, dtype, device, iters=1000):
+    """Spectral norm of a matrix-free operator: power iteration on A'A from a fixed random start."""
+    dtype = dtype or torch.get_default_dtype()
+    tol = 4 * torch.finfo(dtype).eps
+    x = torch.randn((1,) + tuple(shape), generator=torch.Generator().manual_seed(0), dtype=dtype)
+    x = x.to(device)
+    x = x / x.norm()
+    lam = torch.zeros((), dtype=dtype, device=x.device)
+    with torch.no_grad():
+        for _ in range(iters):
+            y = op[1](op[0](x))
+            new = y.norm()
+            if new == 0:
+                return new
+            x = y / new
+            done = bool(abs(new - lam) <= tol * new)
+            lam = new
+            if done:
+                break
+    return torch.sqrt(lam)
+'''

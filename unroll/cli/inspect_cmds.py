@@ -62,6 +62,7 @@ def show_text(program: Program, K: int | None, given: dict[str, int]) -> str:
     out += _section("dims", dims)
     for title, table in (("operators", p.operators), ("inputs", p.inputs), ("targets", p.targets)):
         out += _section(title, [f"{t.name} : {fmt_shape(t.shape)}"
+                                + (f" <- {fmt_shape(t.in_shape)} linear" if t.in_shape else "")
                                 + (f" ({t.dtype})" if t.dtype != "real" else "")
                                 for t in table.values()])
     out += _section("consts", shared_lines(list(p.consts.items()), set(p.spans)))

@@ -236,6 +236,8 @@ def rebuild(n: Value, args: list[Value | None]) -> Value:
         out = neg(args[0])
     elif n.op == "transpose":
         out = T(args[0]) if args[0] is not None else None
+    elif n.op == "linop_apply":  # linear: zero in, zero out
+        out = None if args[0] is None else mk(n.op, args[0], attrs=n.attrs, span=n.span, shape=n.shape)
     else:
         args = [a if a is not None else num(0.0) for a in args]
         known = ("elementwise", "matmul", "transpose", "reduce", "matrix_scalar")

@@ -15,6 +15,7 @@ from .numeric import check_number_op, cost_call
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from . import blocks as _blocks
 from . import channels, derive
+from . import linop as _linop
 from .constraints import BASES, CONSTRAINTS
 from .sizes import size_add, size_mul, size_sub
 from .ir import BlockDef, CostTerm, Learnable, Program, StateVar, Tensor, Value, fmt_shape
@@ -151,6 +152,7 @@ class Checker:
 
     def fit_shape(self, v: Value, shape: tuple, node: ast.Node, what: str) -> Value:
         """Check that an init value fits a declared shape (scalars fill, I takes the size)."""
+        _linop.reject(self, v, node)
         if v.shape == shape or v.shape == ():
             return v
         if v.shape == IDENT and len(shape) == 2 and shape[0] == shape[1]:
@@ -248,7 +250,8 @@ class Checker:
             raise self.err(SpecError, f"{name}() takes no keyword arguments", e, "pass them by position")
         args = [self.expr(a, ctx, env) for a in e.args]
         opname = FUNCTIONS[name]
-        if opname == "opnorm" and args and (args[0].batched or len(args[0].shape) != 2):
+        if opname == "opnorm" and args and args[0].op != "linop" and (
+                args[0].batched or len(args[0].shape) != 2):
             opname = "norm2"
         lo, hi = OPS[opname].arity
         if not lo <= len(args) <= hi:
@@ -369,6 +372,8 @@ class Checker:
 
     # ---- the one shape rule per op kind ----
     def make(self, opname: str, args: list[Value], node: ast.Node, arg_nodes: list) -> Value:
+        if any(a.op == "linop" for a in args):
+            return _linop.make(self, opname, args, node, arg_nodes)
         info = OPS[opname]
         check_number_op(self, opname, args, node)
         batched = any(a.batched for a in args)
@@ -507,13 +512,11 @@ class Checker:
                         self.symbols[d.name] = Symbol(
                             "dim", Value("dim", (), (d.name,), span=d.span), d.span)
             elif kind == "TensorDecl":
-                shape = self.shape_of(s.shape)
-                t = Tensor(s.name, s.kind, shape, s.dtype, s.span)
-                self.tensors[s.name] = t
-                self.declare(s.name, s.kind, Value(s.kind, (), (s.name,), shape,
-                                                   s.kind != "operator", s.dtype, s.span), s)
+                self.tensors[s.name], leaf = _linop.declare(self, s)
+                self.declare(s.name, s.kind, leaf, s)
             elif kind == "Const":
                 v = self.expr(s.expr, "const")
+                _linop.reject(self, v, s.expr)
                 if v.shape == IDENT:
                     raise self.err(ShapeError, "the size of I is unknown here", s.expr,
                                    "use I inside a product or sum with a square matrix")

@@ -79,6 +79,8 @@ VJP = {
     "diff": lambda n, g, d: [al.mk("diff_t", g, attrs=n.attrs, shape=n.shape)],
     "diff_t": lambda n, g, d: [al.mk("diff", g, attrs=n.attrs, shape=n.shape)],
     **__import__("unroll.compiler.channels", fromlist=["VJPS"]).VJPS,
+    "linop_apply": lambda n, g, d: [al.mk("linop_apply", g, attrs=(n.attrs[0], not n.attrs[1]),
+                                          shape=n.args[0].shape)],
 }
 
 

@@ -15,7 +15,7 @@ __all__ = ["Value", "Tensor", "Learnable", "StateVar", "CostTerm", "BlockDef", "
 
 # Leaves: what a value can refer to without computing anything.
 LEAF_OPS = frozenset({"input", "target", "operator", "const", "param", "state", "number", "index",
-                      "identity", "zeros", "dim"})
+                      "identity", "zeros", "dim", "linop", "linop_norm"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +48,7 @@ class Tensor:
     shape: tuple
     dtype: str
     span: Span
+    in_shape: tuple | None = None  # a matrix-free operator: shape <- in_shape, given as callables
 
 
 @dataclass(frozen=True)

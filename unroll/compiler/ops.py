@@ -132,6 +132,10 @@ _TABLE = [
     # Built only by the derivation (argmin, block soft thresholding), never written in a spec.
     OpInfo("solve", (2, 2), "custom", None, "solve(H, b): H⁻¹ b for a fixed square matrix H"),
     OpInfo("vdot", (2, 2), "custom", None, "vdot(a, b): per-sample inner product, kept as [1]"),
+    # A matrix-free operator (attrs: name, adjoint): applied to a value, or its norm by power iteration.
+    OpInfo("linop_apply", (1, 1), "custom", None, "A x for a matrix-free operator A (A' y: adjoint)"),
+    OpInfo("linop_norm", (0, 0), "custom", None, "norm2(A) of a matrix-free operator (power iteration)",
+           out_dtype="real"),
 ]
 
 OPS: dict[str, OpInfo] = {o.name: o for o in _TABLE}
@@ -156,9 +160,9 @@ FUNCTIONS: dict[str, str] = {
 SPECIAL_CALLS = ("grid", "dct_filters", "diff_filters", "otf")
 
 # Ops whose value is zero wherever their first argument is zero (used when folding zero states).
-ZERO_PRESERVING = frozenset({"soft", "hard", "hard_ste", "hard_smooth", "relu", "abs", "sign", "neg",
-                             "tanh", "sqrt", "fft2", "ifft2", "real", "imag", "conj", "sum_l",
-                             "slice", "diff", "diff_t", "embed"})
+ZERO_PRESERVING = frozenset({"soft", "hard", "hard_ste", "hard_smooth", "linop_apply", "relu", "abs",
+                             "sign", "neg", "tanh", "sqrt", "fft2", "ifft2", "real", "imag", "conj",
+                             "sum_l", "slice", "diff", "diff_t", "embed"})
 
 
 def op(name: str) -> OpInfo:

@@ -35,6 +35,7 @@ _LEAVES: dict[str, Callable[[Value], str]] = {
     "index": lambda v: "k",
     "count": lambda v: "K",
     "zeros": lambda v: "0",
+    "linop_norm": lambda v: f"norm2({v.attrs[0]})",
     "grid": lambda v: "grid({}, {:g}, {:g})".format(*v.attrs),
     "dct_filters": lambda v: f"dct_filters({v.attrs[0]}" + (", order = F)" if v.attrs[1:] == ("F",)
                                                             else ")"),
@@ -89,6 +90,10 @@ class _Printer:
             return _leaf(v), ATOM
         if v.op in _FORMS:
             return _FORMS[v.op].format(self.text(v.args[0])[0]), ATOM
+        if v.op == "linop_apply":  # a matrix-free operator reads as a product: A x, A'(A x - y)
+            arg = self.wrap(v.args[0], PRECEDENCE["matmul"], strict=True)
+            op = str(v.attrs[0]) + ("'" if v.attrs[1] else "")
+            return op + ("" if arg.startswith("(") else " ") + arg, PRECEDENCE["matmul"]
         if v.op == "transpose":
             return self.wrap(v.args[0], PRECEDENCE["transpose"], strict=True) + "'", PRECEDENCE["transpose"]
         if v.op == "neg":

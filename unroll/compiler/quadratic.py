@@ -38,6 +38,8 @@ def linear_part(g: Value, p: Value, v: Value) -> Value | None:
                 memo[id(n)] = al.neg(a[0])
             elif n.op == "transpose":
                 memo[id(n)] = None if a[0] is None else al.T(a[0])
+            elif n.op == "linop_apply":
+                memo[id(n)] = al.rebuild(n, a)
             elif n.op in ("mul", "matmul") and sum(dep[id(x)] for x in n.args) == 1:
                 i = 0 if dep[id(n.args[0])] else 1
                 c = n.args[1 - i]
@@ -221,6 +223,8 @@ def _scalar_coefficients(g: Value, p: Value) -> bool:
             if any(o.shape != () or o.batched for o in other):
                 return False
         if dep[id(n)] and n.op == "matmul" and (n.args[0].batched or dep[id(n.args[0])]):
+            return False
+        if dep[id(n)] and n.op == "linop_apply":  # matrix-free: never formed, solved by CG
             return False
     return True
 

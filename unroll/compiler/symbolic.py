@@ -117,6 +117,13 @@ def _node(n: Value, args: list, atoms: dict | None, style: str):
         return _dim(n.attrs[0])
     if n.op == "index":
         return sp.Symbol("k")
+    if n.op == "linop_norm":
+        return sp.Symbol(f"‖{n.attrs[0]}‖₂")
+    if n.op == "linop_apply" and len(n.shape) == 1 and len(n.args[0].shape) == 1:
+        op = sp.MatrixSymbol(str(n.attrs[0]), *(_dim(d) for d in (n.args[0].shape + n.shape)
+                                                 if n.attrs[1])) if n.attrs[1] else \
+            sp.MatrixSymbol(str(n.attrs[0]), _dim(n.shape[0]), _dim(n.args[0].shape[0]))
+        return (op.T if n.attrs[1] else op) * args[0]
     if not n.args:
         return _sym(_leaf_name(n, style), n.shape)
     if n.op in _ALGEBRA:

@@ -185,6 +185,14 @@ class _Instantiator:
         elif v.op == "identity":
             shape = self.concrete(v.shape, v.span)
             out = g.add("identity", (), (), shape, "real", False, None, v.span, "I")
+        elif v.op == "linop_norm":
+            t = self.program.operators[v.attrs[0]]
+            out = g.add("linop_norm", (), (v.attrs[0], self.concrete(t.in_shape, t.span)), (), "real",
+                        False, None, v.span, f"norm2_{v.attrs[0]}", f"norm2({v.attrs[0]})")
+        elif v.op == "linop":
+            raise SpecError(f"matrix-free operator {v.attrs[0]} is not a value", v.span,
+                            "apply it (A x, A' y) or measure it (norm2(A)); it is never formed as a "
+                            "matrix", self.program.source)
         elif not v.args:
             key = (v.op,) + tuple(v.attrs)
             if key not in leaves:
@@ -276,6 +284,8 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
     bi = _Instantiator(build, dims, program)
     bleaves: dict[tuple, str] = {}
     for name, t in program.operators.items():
+        if t.in_shape is not None:  # matrix-free: no tensor, applied by name
+            continue
         bleaves[("operator", name)] = build.add("operator", (), (name,), bi.concrete(t.shape, t.span),
                                                 t.dtype, False, None, t.span, name, name)
     bmemo: dict[int, str] = {}
@@ -294,6 +304,8 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
         leaves[("input", name)] = graph.add("input", (), (name,), fi.concrete(t.shape, t.span),
                                             t.dtype, True, None, t.span, name, name)
     for name, t in program.operators.items():
+        if t.in_shape is not None:
+            continue
         leaves[("operator", name)] = graph.add("operator", (), (name,), fi.concrete(t.shape, t.span),
                                                t.dtype, False, None, t.span, name, name)
     for name, v in program.consts.items():

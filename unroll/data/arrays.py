@@ -125,8 +125,9 @@ class ArrayTask:
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         self._train = {k: v[perm[n_test:]] for k, v in arrays.items()}
         self._test = {k: v[perm[:n_test]] for k, v in arrays.items()}
-        self._ops = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v)
-                     for k, v in (operators or {}).items()}
+        self._ops = {k: np.asarray(v.detach().cpu()) if isinstance(v, torch.Tensor) else
+                     v if callable(v) or isinstance(v, tuple) or hasattr(v, "A_adjoint")
+                     else np.asarray(v) for k, v in (operators or {}).items()}
         self.train_size, self.test_size = n - n_test, n_test
         self.source, self._dims = source, dict(dims or {})
 
@@ -150,13 +151,21 @@ class ArrayTask:
         values. `operators` (e.g. from --operator) take precedence over same-named arrays."""
         arrays = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v)
                   for k, v in arrays.items()}
-        ops = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v)
+        ops = {k: v if program.operators.get(k) is not None and program.operators[k].in_shape
+               else np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v)
                for k, v in (operators or {}).items()}
         bound = {k: v for k, v in program.dims.items() if v is not None}
         bound.update(dims or {})
         origin = {k: "the spec" for k in bound}
         have = ", ".join(f"{k} {list(v.shape)}" for k, v in arrays.items()) or "no arrays"
         for name, t in program.operators.items():
+            if t.in_shape is not None:  # matrix-free: callables, never from a file
+                if name not in ops:
+                    raise DataFileError(f"{source}: operator {name} is matrix-free (callables), so "
+                                        "it cannot come from a data file; train from Python with "
+                                        "unroll.data.ArrayTask.for_spec(program, arrays, "
+                                        f"{{'{name}': (forward, adjoint)}})")
+                continue
             if name not in ops:
                 if name not in arrays:
                     raise DataFileError(f"{source}: no array {name!r} for the spec's operator {name} "

@@ -127,6 +127,7 @@ class TensorDecl(Node):
     name: str
     shape: tuple[Dim, ...]
     dtype: str = "real"
+    in_shape: tuple[Dim, ...] | None = None  # matrix-free operator `[out] <- [in] linear`
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,10 @@ class _ToAst(Transformer):
     operator, input, target = _tensor("operator"), _tensor("input"), _tensor("target")
 
     @v_args(meta=True)
+    def linop(self, meta, c):
+        return ast.TensorDecl(self._s(meta), "operator", str(c[0]), c[1], "real", c[2])
+
+    @v_args(meta=True)
     def const(self, meta, c):
         return ast.Const(self._s(meta), str(c[0]), c[1])
 
