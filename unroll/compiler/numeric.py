@@ -69,9 +69,12 @@ def number_of(checker, v) -> float | None:
     info = OPS.get(v.op)
     if info is None or info.number is None or not v.args:
         return None
-    nums = [number_of(checker, a) for a in v.args]
-    if any(n is None for n in nums):
-        return None
+    nums = []
+    for a in v.args:  # stop at the first non-number: a shared DAG (CG) must not be walked per path
+        n = number_of(checker, a)
+        if n is None:
+            return None
+        nums.append(n)
     try:
         val = info.number(*nums)
     except (ArithmeticError, ValueError, TypeError):
