@@ -14,8 +14,7 @@ from .names import reserved_reason, unknown_name
 from .numeric import check_number_op, cost_call
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from . import blocks as _blocks
-from . import channels, derive
-from . import linop as _linop
+from . import channels, derive, linop as _linop
 from .constraints import BASES, CONSTRAINTS
 from .sizes import size_add, size_mul, size_sub
 from .ir import BlockDef, CostTerm, Learnable, Program, StateVar, Tensor, Value, fmt_shape
@@ -250,8 +249,7 @@ class Checker:
             raise self.err(SpecError, f"{name}() takes no keyword arguments", e, "pass them by position")
         args = [self.expr(a, ctx, env) for a in e.args]
         opname = FUNCTIONS[name]
-        if opname == "opnorm" and args and args[0].op != "linop" and (
-                args[0].batched or len(args[0].shape) != 2):
+        if opname == "opnorm" and args and (args[0].batched or len(args[0].shape) != 2):
             opname = "norm2"
         lo, hi = OPS[opname].arity
         if not lo <= len(args) <= hi:
@@ -515,8 +513,7 @@ class Checker:
                 self.tensors[s.name], leaf = _linop.declare(self, s)
                 self.declare(s.name, s.kind, leaf, s)
             elif kind == "Const":
-                v = self.expr(s.expr, "const")
-                _linop.reject(self, v, s.expr)
+                _linop.reject(self, v := self.expr(s.expr, "const"), s.expr)
                 if v.shape == IDENT:
                     raise self.err(ShapeError, "the size of I is unknown here", s.expr,
                                    "use I inside a product or sum with a square matrix")

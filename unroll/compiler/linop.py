@@ -45,7 +45,7 @@ def make(ck, opname: str, args: list[Value], node, arg_nodes) -> Value:
     name = op.attrs[0]
     if opname == "transpose":  # (c A)' = c A'
         return Value("linop", op.args, (name, not op.attrs[1]), op.shape, False, "real", node.span)
-    if opname == "opnorm" and not op.args:
+    if opname in ("opnorm", "norm2") and not op.args:  # norm2(A): the operator norm
         return Value("linop_norm", (), (name,), (), False, "real", node.span)
     other = [a for a in args if a is not op]
     if opname in ("mul", "div") and len(other) == 1 and other[0].shape == () and \
