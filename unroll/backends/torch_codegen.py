@@ -249,11 +249,7 @@ def generate(u: Unfolded, class_name: str | None = None, layered: bool = False) 
             value = f"_full({value}, {shape}, dtype, None)"
         raw = transform[lrn.constraint].format(f"{value}.detach()")
         w(f"_init = {raw}", 2, init, str(lrn.span))
-        if lrn.tying == "shared":
-            w(f"self.{attr_name(name)} = torch.nn.Parameter(_init.clone())", 2)
-        else:
-            w(f"for _layer in self.layers{_upto(u, name)}:", 2)
-            w(f"_layer.{attr_name(name)} = torch.nn.Parameter(_init.clone())", 3)
+        _on_each_copy(w, u, name, " = torch.nn.Parameter(_init.clone())")
     w("", 1)
 
     # ---- _run: the unrolled iteration ----
@@ -454,13 +450,18 @@ def _write_project(w: _Writer, u: Unfolded, has_layers: bool) -> None:
         if c is None or c.method != "project":
             continue
         clamp = f".clamp_({_bound(c.lo)}, {_bound(c.hi)})"
-        if lrn.tying == "shared":
-            w(f"self.{attr_name(name)}{clamp}", 2)
-        else:
-            w(f"for _layer in self.layers{_upto(u, name)}:", 2)
-            w(f"_layer.{attr_name(name)}{clamp}", 3)
+        _on_each_copy(w, u, name, clamp)
     w("return self", 2)
     w("", 1)
+
+
+def _on_each_copy(w, u, name: str, rest: str) -> None:
+    """Emit `<copy of learnable name><rest>` for its one shared copy or for each layer's copy."""
+    if u.program.learnables[name].tying == "shared":
+        w(f"self.{attr_name(name)}{rest}", 2)
+    else:
+        w(f"for _layer in self.layers{_upto(u, name)}:", 2)
+        w(f"_layer.{attr_name(name)}{rest}", 3)
 
 
 def _upto(u: Unfolded, name: str) -> str:

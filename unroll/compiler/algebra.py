@@ -181,7 +181,7 @@ def matmul(a: Value, b: Value | None) -> Value | None:
 
 
 def walk(v: Value):
-    """Every node of the DAG under v once, arguments before users."""
+    """Every node of the DAG under v once, arguments before users (iterative: CG DAGs are deep)."""
     seen: set[int] = set()
     order: list[Value] = []
     stack = [(v, False)]
@@ -194,7 +194,7 @@ def walk(v: Value):
             continue
         seen.add(id(node))
         stack.append((node, True))
-        stack.extend((a, False) for a in reversed(node.args))
+        stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
     return order
 
 

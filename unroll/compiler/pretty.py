@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Mapping
 
+from .algebra import walk
 from .ir import Program, Value, fmt_shape
 
 __all__ = ["to_text", "equation_lines", "shared_lines", "shape_text", "PRECEDENCE"]
@@ -179,24 +180,6 @@ def shared_lines(items: list[tuple[str, Value]], reserved: set[str] | frozenset 
         lines.append(f"{name} = {rhs or _Printer(names).text(v, top=True)[0]}")
         earlier.setdefault(key, name)
     return lines
-
-
-def walk(v: Value) -> list[Value]:
-    """Every node of the DAG under v once, arguments before users (iterative: CG DAGs are deep)."""
-    seen: set[int] = set()
-    order: list[Value] = []
-    stack = [(v, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
-    return order
 
 
 def shape_text(shape: Iterable) -> str:
