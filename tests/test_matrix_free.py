@@ -198,3 +198,38 @@ def test_deepinv_physics_works_as_is():
     de = unroll.compile(_dense(ISTA), A=conv_matrix(), dtype=torch.float64)
     y = torch.randn(3, M_, dtype=torch.float64)
     torch.testing.assert_close(mf(y=y), de(y=y), rtol=1e-10, atol=1e-10)
+
+
+IMAGE_ISTA = """algorithm MF2 "t"
+dims c, h, w
+operator A : [c, h, w] <- [c, h, w] linear
+input    y : [c, h, w]
+const L = norm2(A)^2
+learn lam : [] = 0.01 per_layer positive
+cost f(x) = 1/2 * ||A x - y||^2
+cost g(x) = lam * ||x||_1
+state x : [c, h, w] = 0
+iterate K = 5:
+    x = prox(g, x - grad(f, x) / L, 1 / L)
+output x
+"""
+
+
+def test_native_deepinv_blur_matches_its_dense_matrix():
+    """A physics class deepinv ships (2-D blur on [B, C, H, W] images), not a wrapper of our own
+    callables: the compiled ISTA equals the one built on the dense matrix of that blur."""
+    dinv = pytest.importorskip("deepinv")
+    from deepinv.physics.functional import blur as fblur
+    physics = dinv.physics.Blur(filter=fblur.gaussian_blur(sigma=(1.0, 1.0)).double(),
+                                padding="circular")
+    h = w = 8
+    n = h * w
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, 1, h, w)
+    dense = physics.A(basis).reshape(n, n).T.numpy()
+    spec = (IMAGE_ISTA.replace("dims c, h, w", "dims n").replace("[c, h, w] <- [c, h, w] linear", "[n, n]")
+            .replace("[c, h, w]", "[n]"))
+    mf = unroll.compile(IMAGE_ISTA, dims={"c": 1, "h": h, "w": w}, A=physics, dtype=torch.float64)
+    de = unroll.compile(spec, dims={"n": n}, A=dense, dtype=torch.float64)
+    y = torch.randn(3, 1, h, w, dtype=torch.float64)
+    torch.testing.assert_close(mf(y=y), de(y=y.reshape(3, n)).reshape(3, 1, h, w),
+                               rtol=1e-10, atol=1e-10)
