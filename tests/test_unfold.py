@@ -1,5 +1,7 @@
 """The unfolded graph: tying (one shared node, K per-layer nodes), node attributes, lint,
 zero-state folding, common subexpressions, dims binding and layer ownership."""
+import dataclasses
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -181,17 +183,44 @@ def test_lint_catches_broken_graphs():
     a = g.add("input", (), ("y",), (3,), "real", True, None, None, "y")
     b = g.add("relu", (a,), (), (3,), "real", True, 0, None)
     g.lint()
-    g[b].op = "no_such_op"
-    with pytest.raises(GraphLintError, match="unknown op"):
-        g.lint()
-    g[b].op = "relu"
-    g[b].args = ("missing",)
-    with pytest.raises(GraphLintError, match="not defined before"):
-        g.lint()
-    g[b].args = (a,)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        g[b].op = "no_such_op"  # records are frozen: only Graph.add makes them
+
+    def breaks(**change):
+        good = g[b]
+        g.nx.nodes[b]["record"] = dataclasses.replace(good, **change)
+        try:
+            with pytest.raises(GraphLintError) as err:
+                g.lint()
+        finally:
+            g.nx.nodes[b]["record"] = good
+        return str(err.value)
+    assert "unknown op" in breaks(op="no_such_op")
+    assert "not defined before" in breaks(args=("missing",))
+    assert "not concrete" in breaks(shape=("n",))
+    assert "shape [4], but its arguments [3] give [3]" in breaks(shape=(4,))
     g.nx.add_edge(b, a)
     with pytest.raises(GraphLintError, match="cycle"):
         g.lint()
+
+
+def test_lint_checks_shapes_against_the_op_rules():
+    g = Graph(Namespace())
+    A = g.add("operator", (), ("A",), (4, 8), "real", False, None, None, "A")
+    x = g.add("input", (), ("x",), (8,), "real", True, None, None, "x")
+    y = g.add("input", (), ("y",), (4,), "real", True, None, None, "y")
+    g.add("matmul", (A, x), (), (4,), "real", True, None, None)
+    g.add("sum", (x,), (), (), "real", True, None, None)
+    g.lint()
+    g.add("add", (x, y), (), (8,), "real", True, None, None)  # [8] + [4]: no broadcast
+    with pytest.raises(GraphLintError, match=r"add_?\w* \(add at \?\): shape \[8\], but its arguments \[8\], \[4\]"):
+        g.lint()
+    h = Graph(Namespace())
+    A = h.add("operator", (), ("A",), (4, 8), "real", False, None, None, "A")
+    y = h.add("input", (), ("y",), (4,), "real", True, None, None, "y")
+    h.add("matmul", (A, y), (), (4,), "real", True, None, None)  # inner sizes 8 and 4 differ
+    with pytest.raises(GraphLintError, match="matmul"):
+        h.lint()
 
 
 def test_namespace_gives_safe_unique_names():

@@ -1,6 +1,7 @@
-"""The dataflow graph: a `networkx.DiGraph` with one typed record per node, changed only through
+"""The dataflow graph: a `networkx.DiGraph` with one frozen record per node, changed only through
 `Graph.add`, which hands out unique Python-safe names, shares equal nodes (common subexpressions)
-and folds constants and zeros through a small rewrite table.
+and folds constants and zeros through a small rewrite table. `lint` checks the invariants and every
+node's shape against its op's rule; `str(graph)` is a table of the nodes.
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from ..errors import Span
 from .ir import LEAF_OPS, fmt_shape
 from .ops import OPS, ZERO_PRESERVING
 
-__all__ = ["Graph", "NodeRecord", "Namespace", "GraphLintError"]
+__all__ = ["Graph", "NodeRecord", "Namespace", "GraphLintError", "PHASES", "tabulate"]
+
+# When a node runs: once at build time, per forward call, in the loss, or in the objective.
+PHASES = ("build", "forward", "loss", "objective")
 
 # Names the generated code uses for itself; spec names that collide get a trailing underscore.
 RESERVED = frozenset(set(keyword.kwlist) | {
@@ -55,10 +59,11 @@ class Namespace:
         return name
 
 
-@dataclass
+@dataclass(frozen=True)
 class NodeRecord:
     """What a node computes: op, op attributes, concrete shape (per sample), dtype, whether it has
-    a batch dimension, the layer that created it (None for prologue), its spec span and a label."""
+    a batch dimension, the layer that created it (None for prologue), its spec span, a label, its
+    argument nodes, its own name, its phase (PHASES) and the spec name it was computed for."""
 
     op: str
     attrs: tuple
@@ -69,16 +74,28 @@ class NodeRecord:
     span: str
     label: str
     args: tuple = field(default=())
+    name: str = ""
+    phase: str = "forward"
+    spec_name: str | None = None
 
 
 class Graph:
     """A dataflow graph in creation (= topological) order over a `networkx.DiGraph`."""
 
-    def __init__(self, namespace: Namespace | None = None):
+    def __init__(self, namespace: Namespace | None = None, phase: str = "forward"):
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         self.nx = nx.DiGraph()
         self.ns = namespace or Namespace()
+        self.phase = phase
         self.order: list[str] = []
         self._keys: dict[tuple, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.phase}: {len(self)} nodes, {self.nx.number_of_edges()} edges>"
+
+    def __str__(self) -> str:
+        return tabulate([self[n] for n in self.order])
 
     # ---- reading ----
     def __getitem__(self, node: str) -> NodeRecord:
@@ -104,7 +121,7 @@ class Graph:
     # ---- building ----
     def add(self, op: str, args: tuple[str, ...], attrs: tuple, shape: tuple, dtype: str,
             batched: bool, layer: int | None, span: Span | None, hint: str | None = None,
-            label: str | None = None, share: bool = True) -> str:
+            label: str | None = None, share: bool = True, spec_name: str | None = None) -> str:
         """Add a node (or return an equal existing one, or a folded replacement)."""
         folded = self._fold(op, args, attrs, shape, dtype, batched, layer, span)
         if folded is not None:
@@ -114,7 +131,8 @@ class Graph:
             return self._keys[key]
         name = self.ns.fresh(hint or (f"{op}_{layer}" if layer is not None else op))
         rec = NodeRecord(op, attrs, tuple(shape), dtype, batched, layer,
-                         str(span) if span else "", label or self._label(op, attrs, args), tuple(args))
+                         str(span) if span else "", label or self._label(op, attrs, args), tuple(args),
+                         name, self.phase, spec_name)
         attrs_nx = dict(record=rec, op=op, shape=fmt_shape(shape), dtype=dtype,
                         layer=-1 if layer is None else layer, span=rec.span, label=rec.label)
         self.nx.add_node(name, **attrs_nx)
@@ -174,7 +192,8 @@ class Graph:
 
     # ---- checking ----
     def lint(self) -> None:
-        """Check invariants: acyclic, every node has a record, args exist and come first."""
+        """Check invariants: acyclic, every node has a record, args exist and come first, names are
+        safe, shapes are concrete and agree with the op's shape rule (compiler/ops.py)."""
         if not nx.is_directed_acyclic_graph(self.nx):
             raise GraphLintError("graph has a cycle")
         seen: set[str] = set()
@@ -189,7 +208,83 @@ class Graph:
                 raise GraphLintError(f"node {n}: not a safe Python name")
             if any(not isinstance(d, int) for d in rec.shape):
                 raise GraphLintError(f"node {n}: shape {rec.shape} is not concrete")
+            want = expected_shape(rec, [self[a] for a in rec.args])
+            if want is not None and want != tuple(rec.shape):
+                raise GraphLintError(f"node {n} ({rec.op} at {rec.span or '?'}): shape "
+                                     f"{fmt_shape(rec.shape)}, but its arguments "
+                                     f"{', '.join(fmt_shape(self[a].shape) for a in rec.args)} give "
+                                     f"{fmt_shape(want)}")
             seen.add(n)
 
 
 _EXTRA_OPS = frozenset({"expand"})
+
+
+def _broadcast(shapes: list[tuple]) -> tuple | None:
+    """Per-sample shapes combined element-wise: equal, scalars, or size-1 axes of one rank."""
+    out: tuple = ()
+    for s in shapes:
+        if s == () or s == out:
+            continue
+        if out == ():
+            out = s
+        elif len(s) == len(out) and all(a == b or 1 in (a, b) for a, b in zip(out, s)):
+            out = tuple(max(a, b) for a, b in zip(out, s))
+        else:
+            return None
+    return out
+
+
+def _matmul(a: tuple, b: tuple) -> tuple | None:
+    if a == () or b == ():
+        return _broadcast([a, b])
+    if len(a) != 2 or len(b) not in (1, 2) or b[0] != a[1]:
+        return None
+    return (a[0],) + b[1:]
+
+
+# The shape each op rule gives for concrete argument shapes (None: a mismatch).
+_RULES = {
+    "elementwise": lambda s: _broadcast(s),
+    "matmul": lambda s: _matmul(*s),
+    "transpose": lambda s: s[0][::-1] if len(s[0]) in (0, 2) else None,
+    "reduce": lambda s: (),
+    "batch_reduce": lambda s: () if _broadcast(s) is not None else None,
+    "matrix_scalar": lambda s: () if len(s[0]) == 2 else None,
+    "fourier": lambda s: s[0] if len(s[0]) >= 2 else None,
+    "cconv": lambda s: (s[0][0],) + s[1] if len(s[0]) == 3 and len(s[1]) == 2 else None,
+    "cconv_t": lambda s: s[1][1:] if len(s[0]) == 3 and len(s[1]) == 3 else None,
+    "bank": lambda s: (s[0][1],) + s[1][1:] if len(s[0]) == 2 and len(s[1]) == 3 else None,
+    "sum_l": lambda s: s[0][1:] if s[0] else None,
+    "plf": lambda s: s[0] if len(s[1]) == 2 and s[0] and s[1][0] == s[0][0] else None,
+}
+_MISMATCH = ("mismatch",)
+
+
+def expected_shape(rec: NodeRecord, args: list[NodeRecord]) -> tuple | None:
+    """The shape `rec`'s op rule gives for its arguments' shapes (`rec.shape` itself for ops whose
+    shape comes from their attributes); a shape that cannot be right when the rule rejects them."""
+    info = OPS.get(rec.op)
+    if info is None or not args or info.rule not in _RULES:
+        return None
+    if not info.arity[0] <= len(args) <= info.arity[1]:
+        return _MISMATCH
+    got = _RULES[info.rule]([tuple(a.shape) for a in args])
+    return _MISMATCH if got is None else got
+
+
+_COLUMNS = ("phase", "layer", "name", "op", "args", "shape", "dtype", "spec", "span")
+
+
+def tabulate(records: list[NodeRecord]) -> str:
+    """Nodes as a plain-text table (one row per node, as torch.fx's print_tabular)."""
+    rows = [_COLUMNS]
+    for r in records:
+        shape = ("B, " if r.batched and r.shape else "B" if r.batched else "") + ", ".join(map(str, r.shape))
+        what = r.label if r.label != r.op else (r.spec_name or "")
+        rows.append((r.phase, "-" if r.layer is None else str(r.layer), r.name, r.op,
+                     ", ".join(r.args), f"[{shape}]", r.dtype, what, r.span))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,9 +1,9 @@
-"""Bind dims to sizes and unfold the checked iteration K times into dataflow graphs.
+"""Bind dims to sizes and unfold the checked iteration K times into a `Network`.
 
-`unfold(program, dims, K)` returns an `Unfolded`: the build graph (consts and initial values of the
-learnables, computed once when a model is built), the forward graph (prologue and K layers) and the
-loss graph. Shared learnables are one node used by every layer; per-layer ones are K nodes named
-`theta_0 … theta_{K-1}`.
+`unfold(program, dims, K)` returns a `Network`: its nodes in four phases, each a `Graph`: build
+(consts and initial values of the learnables, computed once when a model is built), forward
+(prologue and K layers), loss and objective. `print(net)` lists every node. Shared learnables are one
+node used by every layer; per-layer ones are K nodes named `theta_0 … theta_{K-1}`.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import numpy as np
 from ..errors import ShapeError, SpecError
 from ..limits import MAX_DIM, MAX_ELEMENTS, MAX_K
 from .blocks import concrete_layers
-from .graph import Graph, Namespace
+from .graph import Graph, Namespace, NodeRecord, tabulate
 from .ir import Program, Value, fmt_shape
 from .sizes import Size, size_value
 
-__all__ = ["Unfolded", "ParamInfo", "bind_dims", "unfold"]
+__all__ = ["Network", "Unfolded", "ParamInfo", "bind_dims", "unfold"]
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,15 @@ class ParamInfo:
 
 
 @dataclass
-class Unfolded:
-    """The unfolded network: what the backends lower and what `unroll graph` draws."""
+class Network:
+    """The unfolded network: what the backends lower and what `unroll graph` draws.
+
+    Its nodes live in four graphs, one per phase: `build` (run once when a model is built),
+    `graph` (the forward pass: prologue and K layers; `graph.nx` is its networkx.DiGraph),
+    `loss_graph` and `objective_graph` (None when the spec has none). Tables join them by name:
+    `consts`/`inits` (build nodes), `params` and `state_nodes` (forward nodes), `loss_states`.
+    `print(net)` lists every node with its phase, layer, op, arguments, shape and spec span.
+    """
 
     program: Program
     dims: dict[str, int]
@@ -63,12 +70,54 @@ class Unfolded:
 
     @property
     def nx(self):
+        """The forward graph as a networkx.DiGraph (nodes carry op, shape, dtype, layer, span, label)."""
         return self.graph.nx
+
+    @property
+    def graphs(self) -> dict[str, Graph]:
+        """The graph of each phase the network has, in run order (build, forward, loss, objective)."""
+        got = {"build": self.build, "forward": self.graph, "loss": self.loss_graph,
+               "objective": self.objective_graph}
+        return {k: g for k, g in got.items() if g is not None}
+
+    def nodes(self, phase: str | None = None) -> list[NodeRecord]:
+        """Every node's record (each knows its name and phase), in run order; or one phase's."""
+        return [g[n] for ph, g in self.graphs.items() if phase in (None, ph) for n in g]
+
+    def lint(self) -> None:
+        """Lint every phase's graph (invariants and shapes against the op rules)."""
+        for g in self.graphs.values():
+            g.lint()
+
+    def summary(self) -> str:
+        """One line: the spec, K, dims and the node count of each phase."""
+        dims = ", ".join(f"{k}={v}" for k, v in self.dims.items()) or "no dims"
+        counts = ", ".join(f"{ph} {len(g)}" for ph, g in self.graphs.items())
+        return f"Network {self.program.name}: K={self.K} layers, {dims}; nodes: {counts}"
+
+    def print_tabular(self, phase: str | None = None) -> None:
+        """Print the nodes as a table (all phases, or one)."""
+        print(tabulate(self.nodes(phase)))
+
+    def __str__(self) -> str:
+        outs = ", ".join(f"{o} = {self.output_nodes()[i]}" for i, o in enumerate(self.program.outputs))
+        tail = [f"outputs: {outs}"]
+        if self.loss_node is not None:
+            tail.append(f"loss: {self.loss_node}")
+        if self.objective_node is not None:
+            tail.append(f"objective (per layer): {self.objective_node}")
+        return "\n".join([self.summary(), tabulate(self.nodes())] + tail)
+
+    def __repr__(self) -> str:
+        return f"<{self.summary()}>"
 
     def output_nodes(self, k: int | None = None) -> list[str]:
         """Forward nodes of the outputs after layer k (default: the last)."""
         st = self.state_nodes[self.K if k is None else k]
         return [st[o] for o in self.program.outputs]
+
+
+Unfolded = Network  # the earlier name, still used by callers
 
 
 def bind_dims(program: Program, shapes: Mapping[str, tuple], given: Mapping[str, int] | None = None
@@ -223,7 +272,8 @@ class _Instantiator:
                 if _size(src) != _size(shape):
                     raise ShapeError(f"cannot reshape {fmt_shape(src)} to {fmt_shape(shape)}: the "
                                      "sizes differ", v.span, None, self.program.source)
-            out = g.add(v.op, args, attrs, shape, v.dtype, v.batched, own, v.span, hint, label)
+            out = g.add(v.op, args, attrs, shape, v.dtype, v.batched, own, v.span, hint, label,
+                        spec_name=v.name)
         memo[id(v)] = out
         return out
 
@@ -259,9 +309,10 @@ def _size(shape: tuple) -> int:
     return n
 
 
-def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfolded:
+def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Network:
     """Unfold `program` K times (default: the spec's K) with concrete `dims`; a `finally` line
-    adds one more layer (so the result has K + 1 layers) updating only the states it names."""
+    adds one more layer (so the result has K + 1 layers) updating only the states it names.
+    Each pass (build, forward, loss, objective) lints its graph when it is done."""
     K = program.K if K is None else K
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
         raise SpecError(f"K must be an integer, got {K!r}")
@@ -270,24 +321,45 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
     if K > MAX_K:
         raise SpecError(f"K must be at most {MAX_K:,}, got {K}")
     K = int(K)
-    ns = Namespace()
-    build, graph = Graph(Namespace()), Graph(ns)
     layers = K + (1 if program.final else 0)
-    out = Unfolded(program, dict(dims), layers, build, graph, None)
+    out = Network(program, dict(dims), layers, Graph(Namespace(), "build"), Graph(Namespace()), None)
     out.blocks = {n: concrete_layers(b, dims, program.source) for n, b in program.blocks.items()}
     in_final = _final_uses(program)
     for name, blk in program.blocks.items():
         if blk.tying == "per_layer":
             out.copies[name] = K + (name in in_final)
+    _build_pass(out)
+    out.build.lint()
+    leaves, per_layer = _forward_leaves(out, K, in_final)
+    _layers_pass(out, K, leaves, per_layer)
+    out.graph.lint()
+    if program.loss is not None:
+        out.loss_graph, out.loss_node, out.loss_states = _side_graph(program, dims, leaves, out,
+                                                                     program.loss, "loss")
+    objective = _objective(program)
+    if objective is not None:
+        out.objective_graph, out.objective_node, _ = _side_graph(program, dims, leaves, out,
+                                                                 objective, "objective")
+    for g in (out.build, out.graph):
+        for n in g:
+            size = math.prod(g[n].shape)
+            if size > MAX_ELEMENTS:
+                raise ShapeError(f"{g[n].label} would have shape {fmt_shape(g[n].shape)} = {size:,} entries, "
+                                 f"over the limit of {MAX_ELEMENTS:,} per tensor (at {g[n].span})",
+                                 None, "use smaller sizes", program.source)
+    return out
 
-    # Build time: operators are leaves, consts and initial values are computed once.
-    bi = _Instantiator(build, dims, program)
+
+def _build_pass(out: Network) -> None:
+    """Build time: operators are leaves, consts and initial values are computed once."""
+    program, build = out.program, out.build
+    bi = _Instantiator(build, out.dims, program)
     bleaves: dict[tuple, str] = {}
     for name, t in program.operators.items():
         if t.in_shape is not None:  # matrix-free: no tensor, applied by name
             continue
         bleaves[("operator", name)] = build.add("operator", (), (name,), bi.concrete(t.shape, t.span),
-                                                t.dtype, False, None, t.span, name, name)
+                                                t.dtype, False, None, t.span, name, name, spec_name=name)
     bmemo: dict[int, str] = {}
     for name, v in program.consts.items():
         node = bi(v, bleaves, None, bmemo)
@@ -297,27 +369,34 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
         node = bi(lrn.init, bleaves, None, bmemo)
         out.inits[name] = bi.fill(node, bi.concrete(lrn.shape, lrn.span), "real", lrn.span)
 
-    # Forward: leaves first (in declaration order), then the initial states and K layers.
-    fi = _Instantiator(graph, dims, program)
+
+def _forward_leaves(out: Network, K: int, in_final: set[str]
+                    ) -> tuple[dict[tuple, str], dict[str, list[str]]]:
+    """The forward graph's leaves, in declaration order: inputs, operators, consts (not folded to
+    numbers) and learnables (one shared node, or one per layer). Returns them by (kind, name)
+    and the per-layer copies by learnable."""
+    program, graph, build = out.program, out.graph, out.build
+    fi = _Instantiator(graph, out.dims, program)
     leaves: dict[tuple, str] = {}
     for name, t in program.inputs.items():
         leaves[("input", name)] = graph.add("input", (), (name,), fi.concrete(t.shape, t.span),
-                                            t.dtype, True, None, t.span, name, name)
+                                            t.dtype, True, None, t.span, name, name, spec_name=name)
     for name, t in program.operators.items():
         if t.in_shape is not None:
             continue
         leaves[("operator", name)] = graph.add("operator", (), (name,), fi.concrete(t.shape, t.span),
-                                               t.dtype, False, None, t.span, name, name)
+                                               t.dtype, False, None, t.span, name, name, spec_name=name)
     for name, v in program.consts.items():
         if build.number(out.consts[name]) is None:
             shape = build[out.consts[name]].shape
             leaves[("const", name)] = graph.add("const", (), (name,), shape, v.dtype, False, None,
-                                                v.span, name, name)
+                                                v.span, name, name, spec_name=name)
     per_layer: dict[str, list[str]] = {}
     for name, lrn in program.learnables.items():
         shape = fi.concrete(lrn.shape, lrn.span)
         if lrn.tying == "shared":
-            node = graph.add("param", (), (name,), shape, "real", False, None, lrn.span, name, name)
+            node = graph.add("param", (), (name,), shape, "real", False, None, lrn.span, name, name,
+                             spec_name=name)
             leaves[("param", name)] = node
             out.params[node] = ParamInfo(node, name, None, shape, lrn.constraint)
         else:
@@ -325,10 +404,17 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
             out.copies[name] = K + (name in in_final)
             for k in range(out.copies[name]):
                 node = graph.add("param", (), (name, k), shape, "real", False, k, lrn.span,
-                                 f"{name}_{k}", f"{name}[{k}]")
+                                 f"{name}_{k}", f"{name}[{k}]", spec_name=name)
                 per_layer[name].append(node)
                 out.params[node] = ParamInfo(node, name, k, shape, lrn.constraint)
+    return leaves, per_layer
 
+
+def _layers_pass(out: Network, K: int, leaves: dict[tuple, str], per_layer: dict[str, list[str]]
+                 ) -> None:
+    """The initial states, then the layers (K, plus the `finally` one), each updating the states."""
+    program = out.program
+    fi = _Instantiator(out.graph, out.dims, program)
     memo: dict[int, str] = {}
     state0: dict[str, str] = {}
     for name, st in program.states.items():
@@ -336,7 +422,7 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
         state0[name] = fi.fill(node, fi.concrete(st.shape, st.span), st.dtype, st.span)
         leaves[("state", name)] = state0[name]
     out.state_nodes.append(state0)
-    for k in range(layers):
+    for k in range(out.K):
         lv = dict(leaves)
         for name, nodes in per_layer.items():
             if k < len(nodes):  # the final layer has copies of what its updates use only
@@ -348,23 +434,6 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Unfo
         after = dict(out.state_nodes[-1])
         after.update({name: fi(program.updates[name], lv, k, lmemo) for name in now})
         out.state_nodes.append(after)
-    graph.lint()
-    build.lint()
-    if program.loss is not None:
-        out.loss_graph, out.loss_node, out.loss_states = _side_graph(program, dims, leaves, out,
-                                                                     program.loss)
-    objective = _objective(program)
-    if objective is not None:
-        out.objective_graph, out.objective_node, _ = _side_graph(program, dims, leaves, out,
-                                                                 objective)
-    for g in (build, graph):
-        for n in g:
-            size = math.prod(g[n].shape)
-            if size > MAX_ELEMENTS:
-                raise ShapeError(f"{g[n].label} would have shape {fmt_shape(g[n].shape)} = {size:,} entries, "
-                                 f"over the limit of {MAX_ELEMENTS:,} per tensor (at {g[n].span})",
-                                 None, "use smaller sizes", program.source)
-    return out
 
 
 def _final_uses(program: Program) -> set[str]:
@@ -390,11 +459,11 @@ def _objective(program: Program) -> Value | None:
 
 
 def _side_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, str],
-                out: Unfolded, value: Value) -> tuple[Graph, str, dict[str, str]]:
+                out: Network, value: Value, phase: str) -> tuple[Graph, str, dict[str, str]]:
     """A small graph computing `value` over states, targets, inputs and shared values (the loss
     over the final states; the objective over one layer's output). A per-layer learnable is one
     leaf with attrs (name, "k"): the backends give it layer k's copy (the last layer's in the loss)."""
-    g = Graph(Namespace())
+    g = Graph(Namespace(), phase)
     li = _Instantiator(g, dims, program)
     li.K = out.K
     leaves: dict[tuple, str] = {}
@@ -402,18 +471,19 @@ def _side_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, 
         if kind in ("input", "operator", "const", "param"):
             rec = out.graph[node]
             leaves[(kind, *rest)] = g.add(kind, (), tuple(rest), rec.shape, rec.dtype, rec.batched,
-                                          None, None, node, rec.label)
+                                          None, rec.span or None, node, rec.label, spec_name=rec.spec_name)
     for name, lrn in program.learnables.items():
         if lrn.tying == "per_layer":  # the layer's own copy, chosen when the side graph runs
             leaves[("param", name)] = g.add("param", (), (name, "k"), li.concrete(lrn.shape, lrn.span),
-                                            "real", False, None, lrn.span, f"{name}_k", f"{name}[k]")
+                                            "real", False, None, lrn.span, f"{name}_k", f"{name}[k]",
+                                            spec_name=name)
     for name, t in program.targets.items():
         leaves[("target", name)] = g.add("target", (), (name,), li.concrete(t.shape, t.span),
-                                         t.dtype, True, None, t.span, name, name)
+                                         t.dtype, True, None, t.span, name, name, spec_name=name)
     states = {}
     for name, st in program.states.items():
         node = g.add("state", (), (name,), li.concrete(st.shape, st.span), st.dtype, st.batched,
-                     None, st.span, name, name)
+                     None, st.span, name, name, spec_name=name)
         leaves[("state", name)] = node
         states[name] = node
 
@@ -424,7 +494,7 @@ def _side_graph(program: Program, dims: dict[str, int], fwd_leaves: dict[tuple, 
         out.loss_layers = True
         st = program.states[name]
         return g.add("state", (), (name, k), li.concrete(st.shape, st.span), st.dtype, st.batched,
-                     None, st.span, f"{name}_{k}", f"{name}[{k}]")
+                     None, st.span, f"{name}_{k}", f"{name}[{k}]", spec_name=name)
     li.layer_leaf = layer_leaf
     result = li(value, leaves, None, {})
     g.lint()
