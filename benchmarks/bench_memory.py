@@ -85,6 +85,15 @@ def measure(spec: str, ops: dict, batch: dict, K: int, grad: str, device: str, r
     info = getattr(model._run, "info", None)
     if info:
         out.update(info)
+        if "forward_iterations" in info:  # a forward pass of just the iterations the fixed point needed
+            short = unroll.compile(spec, K=int(info["forward_iterations"]), device=device, **ops)
+            with torch.no_grad():
+                t = clock()
+                for _ in range(repeats):
+                    short(**inputs)
+                sync(device)
+            out["forward_to_convergence_s"] = (clock() - t) / repeats
+            del short
     if grad == "unroll":
         with torch.no_grad():
             t = clock()
@@ -124,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  K={K:<5} {grad:<13} " + (f"refused: {r['refused']}" if "refused" in r else
                       f"{r['peak_bytes'] / 2**20:9.1f} MiB  {r['step_s']:8.3f} s/step"
                       + (f"  (forward {r['forward_s']:.3f} s)" if "forward_s" in r else "")
-                      + (f"  ({r['forward_iterations']} fwd / {r['adjoint_iterations']} adjoint it)"
+                      + (f"  ({r['forward_iterations']} fwd it. / {r['adjoint_iterations']} adjoint "
+                         f"products; forward to convergence {r['forward_to_convergence_s']:.3f} s, "
+                         f"step = {r['step_s'] / r['forward_to_convergence_s']:.2f}x)"
                          if "adjoint_iterations" in r else "")), flush=True)
     print()
     for name, res in results.items():
