@@ -12,6 +12,7 @@ from ..dsl import ast
 from ..errors import NameError_, ShapeError, SpecError, TyingError, closest
 from .channels import CALLS
 from .ir import BlockDef, Value, fmt_shape
+from .resolve import CONTEXTS, MODIFIERS_TYING
 from .sizes import SizeLike, size_sub, size_value
 
 __all__ = ["LayerDef", "LAYER_KINDS", "INITS", "layer_def", "flow", "concrete_layers",
@@ -132,9 +133,8 @@ def concrete_layers(blk, dims: Mapping[str, int], source: str) -> tuple[LayerDef
 
 def call_block(ch, e: ast.Call, ctx, env) -> Value:
     """Apply a declared block; several arguments are joined along the channel axis first."""
-    from .check import _CONTEXTS
     blk = ch.blocks[e.func]
-    if "block" not in _CONTEXTS[ctx]:
+    if "block" not in CONTEXTS[ctx]:
         raise ch.err(NameError_, f"block '{e.func}' can only be applied inside iterate", e)
     if not e.args or e.kwargs or e.bound:
         raise ch.err(SpecError, f"block {e.func} takes one argument (or several, joined "
@@ -154,12 +154,11 @@ def call_block(ch, e: ast.Call, ctx, env) -> Value:
 
 def check_block(ch, s: ast.Block) -> None:
     """Check a `block` declaration (layers, sizes, tying, residual) and declare it."""
-    from .check import _MODIFIERS_TYING
-    tying = [m for m in s.modifiers if m in _MODIFIERS_TYING]
+    tying = [m for m in s.modifiers if m in MODIFIERS_TYING]
     if len(set(tying)) > 1:
         raise ch.err(TyingError, f"block {s.name} is both shared and per_layer", s,
                        "choose one tying: shared (one copy) or per_layer (one per layer)")
-    bad = [m for m in s.modifiers if m not in _MODIFIERS_TYING + ("residual",)]
+    bad = [m for m in s.modifiers if m not in MODIFIERS_TYING + ("residual",)]
     if bad:
         raise ch.err(TyingError, f"a block cannot be {bad[0]}", s,
                        "blocks take shared or per_layer, and residual")
