@@ -1,9 +1,10 @@
 """Gradient modes: how a compiled module's backward pass runs through its K layers.
 
 - ``unroll``: backpropagate through every layer (the straight-line `_run`; memory grows with K).
-- ``checkpoint``: activation checkpointing in segments of about sqrt(K) layers: only the values
-  passed between segments are kept, and each segment is recomputed once during backward. Same
-  gradients; memory O(sqrt(K) states + one segment), within the issue's O(one layer + K states).
+- ``checkpoint``: activation checkpointing in segments of s = sqrt(K S / L) layers (S: bytes of the
+  values crossing a layer boundary, L: bytes one layer saves for backward, measured once): only the
+  values passed between segments are kept, and each segment is recomputed once during backward.
+  Same gradients; memory O(K/s states + one segment), within O(one layer + K states).
 - ``truncated:T``: the first K - T layers run without a graph; backpropagate through the last T.
 - ``implicit``: iterate the shared map T to its fixed point without a graph, apply it once with one,
   and solve the adjoint equation (I - J_T(z*)') u = g by restarted GMRES in backward (implicit
@@ -134,16 +135,41 @@ class GradRunner:
                 layers.append(env[m._state_nodes[k + 1][first]])
         return tuple(env[n] for n in m._state_nodes[stop]), layers
 
+    def _segment_length(self, env, where, stop, aux, need) -> int:
+        """Layers per checkpoint segment: sqrt(K * S / L) minimises K/s kept boundary values of S
+        bytes plus one segment of s layers' saved activations of L bytes (measured once per input
+        shape by running layer 0 under saved-tensor hooks), so light states with heavy layers
+        (ISTA-Net+ blocks) get short segments and LISTA about sqrt(K)."""
+        m = self.module
+        key = (stop, tuple(tuple(v.shape) for v in env.values() if torch.is_tensor(v)))
+        cache = self.__dict__.setdefault("_seg_cache", {})
+        if key not in cache:
+            owned = {t.data_ptr() for t in list(m.parameters()) + list(m.buffers())}
+            saved = 0
+
+            def pack(t):
+                nonlocal saved
+                if t.data_ptr() not in owned:
+                    saved += t.numel() * t.element_size()
+                return t
+            args, outs = m._layer_io[0]
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                res = getattr(m, "_layer_0")(aux, *where, *[env[a] for a in args])
+            state = sum(v.numel() * v.element_size() for o, v in zip(outs, res)
+                        if o in need[1] and torch.is_tensor(v))
+            cache[key] = max(1, min(stop, round(math.sqrt(stop * state / saved)) if saved else stop))
+        return cache[key]
+
     def _segments(self, env, where, stop, first, return_layers, aux):
-        """Checkpoint segments of about sqrt(K) layers: only the values that cross a segment
-        boundary are kept (sqrt(K) of them), and each segment is recomputed once in backward."""
+        """Checkpoint segments (see `_segment_length`): only the values that cross a segment
+        boundary are kept, and each segment is recomputed once in backward."""
         m = self.module
         io = m._layer_io
         need = [set() for _ in range(stop + 1)]  # values read by layers k.. or returned
         need[stop] = set(m._state_nodes[stop])
         for k in range(stop - 1, -1, -1):
             need[k] = need[k + 1] | set(io[k][0])
-        seg = math.isqrt(max(stop - 1, 0)) + 1
+        seg = self._segment_length(env, where, stop, aux, need)
         layers = []
         for start in range(0, stop, seg):
             end = min(start + seg, stop)
