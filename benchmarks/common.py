@@ -203,6 +203,6 @@ def set_threads(threads: int | None, device: str) -> int:
     if threads:
         torch.set_num_threads(threads)
     elif device == "cpu":
-        from unroll.cli.budget import pick_threads
-        pick_threads()
+        from unroll.train.budget import fastest_threads
+        torch.set_num_threads(fastest_threads())  # a benchmark script owns its process
     return torch.get_num_threads()

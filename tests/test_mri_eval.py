@@ -69,7 +69,8 @@ def test_zero_filled_module_has_the_model_interface():
 
 
 def test_reproduction_runs_end_to_end_on_a_tiny_problem(tmp_path):
-    from unroll.reproduce.admm_net import ReproductionConfig, format_table, parse_duration, reproduce
+    from unroll.reproduce.admm_net import ReproductionConfig, format_table, reproduce
+    from unroll.train.budget import parse_duration
 
     assert parse_duration("10m") == 600.0 and parse_duration("90") == 90.0 and parse_duration(None) is None
     cfg = ReproductionConfig(masks=(20,), K=2, budget=None, steps=3, eval_every=3, size=16,

@@ -19,24 +19,23 @@ SpecLike = "str | Path | ast.Spec | Program"
 
 def load_spec(spec: str | Path) -> tuple[str, str]:
     """(text, file name) of a spec given as a path, `zoo:name` or the text itself."""
-    from . import zoo
-    from .dsl.source import read_spec_file
+    from .dsl.source import read_spec_file, zoo_names, zoo_path
     if isinstance(spec, Path):
         return read_spec_file(spec), str(spec)
     if not isinstance(spec, str):
         raise TypeError(f"a spec is a path, `zoo:name` or spec text, not {type(spec).__name__}")
     if spec.startswith("zoo:"):
-        p = zoo.path(spec[4:])
+        p = zoo_path(spec[4:])
         return read_spec_file(p), p.name
     if "\n" not in spec:
         p = Path(spec)
         if spec and p.exists():
             return read_spec_file(p), str(p)
-        if spec in zoo.names():
-            p = zoo.path(spec)
+        if spec in zoo_names():
+            p = zoo_path(spec)
             return read_spec_file(p), p.name
         raise FileNotFoundError(f"no spec file {spec!r} (and no zoo spec of that name; "
-                                f"zoo: {', '.join(zoo.names())})")
+                                f"zoo: {', '.join(zoo_names())})")
     return spec, "<spec>"
 
 

@@ -15,6 +15,12 @@ from pathlib import Path
 
 import torch
 
+from .api import compile as compile_spec
+from .data import SparseCodingTask, resolve_data_dir
+from .train import TrainConfig, evaluate_layers, train
+from .train.budget import fastest_threads, steps_for_budget, torch_threads
+from .zoo import pretrained
+
 __all__ = ["DemoConfig", "run_demo", "demo_table", "plot_curves", "objective_curve"]
 
 CHECKPOINTS = (16, 100, 1000)  # ISTA/FISTA iteration counts reported beside LISTA
@@ -71,12 +77,10 @@ def objective_curve(model, test: dict, batch_size: int = 100) -> list[float]:
 def plot_curves(curves: dict[str, list[float]], path: Path, title: str,
                 ylabel: str = "NMSE (dB)", logy: bool = False) -> Path:
     """A metric against layer / iteration (log x axis), one line per method."""
-    import matplotlib
+    from matplotlib.figure import Figure  # a bare Figure draws with Agg: no global backend switch
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     styles = {"LISTA": dict(marker="o", ms=3, lw=2, color="#c0392b")}
     for name, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, label=name, **styles.get(name, dict(lw=1.3)))
@@ -91,7 +95,6 @@ def plot_curves(curves: dict[str, list[float]], path: Path, title: str,
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path
 
 
@@ -107,9 +110,6 @@ def _fingerprint(task, test: dict, iters: int) -> str:
 def _baselines(cfg: "DemoConfig", task, test: dict, cache: Path
                ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """ISTA and FISTA NMSE and objective per iteration on the test set (reused from `cache`)."""
-    from . import compile as compile_spec
-    from .train import evaluate_layers
-
     key = _fingerprint(task, test, cfg.baseline_iters)
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
@@ -139,10 +139,6 @@ def _say(cfg: DemoConfig, text: str) -> None:
 
 def _train(cfg: DemoConfig, task, out: Path):
     """Train zoo:lista for the budget; returns the model and the TrainResult."""
-    from . import compile as compile_spec
-    from .cli.budget import steps_for_budget
-    from .train import TrainConfig, train
-
     model = compile_spec("zoo:lista", K=cfg.K, device=cfg.device, **task.operators())
     steps = cfg.steps
     if steps is None:
@@ -161,8 +157,6 @@ def _pretrained(cfg: DemoConfig, data_dir, task):
     """The shipped LISTA weights (no training); a stand-in result with their per-layer NMSE."""
     from types import SimpleNamespace
 
-    from .train import evaluate_layers
-    from .zoo import pretrained
     model = pretrained("lista", data=data_dir, device=cfg.device)
     rec = model.pretrained_record
     nmse = evaluate_layers(model, {k: v.to(cfg.device) for k, v in task.test_set().items()})
@@ -173,19 +167,21 @@ def _pretrained(cfg: DemoConfig, data_dir, task):
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    """Run the demo; returns the numbers it saved to `<out>/nmse.json`."""
-    from .cli.budget import pick_threads
-    from .data import SparseCodingTask, resolve_data_dir
-
+    """Run the demo; returns the numbers it saved to `<out>/nmse.json`. On a CPU it runs with the
+    faster of torch's thread count and 1 (a busy machine), and restores the count afterwards."""
     started = time.monotonic()
-    out = Path(cfg.out)
     data_dir, where = resolve_data_dir(cfg.data)
     _say(cfg, where)
-    if cfg.device == "cpu":
-        before = torch.get_num_threads()
-        threads = pick_threads()
+    before = torch.get_num_threads()
+    with torch_threads(fastest_threads() if cfg.device == "cpu" else before) as threads:
         if threads != before:
             _say(cfg, f"this CPU is busy: using {threads} torch thread (faster here than {before})")
+        return _run(cfg, data_dir, started)
+
+
+def _run(cfg: DemoConfig, data_dir: Path | None, started: float) -> dict:
+    """The demo after the data directory is known: train (or load), baselines, table, plots, JSON."""
+    out = Path(cfg.out)
     extra = {} if cfg.n_test is None else {"n_test": cfg.n_test}
     task = SparseCodingTask.from_data_dir(data_dir, p=0.1, seed=cfg.seed, **extra)
     _say(cfg, f"data: {task.describe()}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..compiler.graph import Graph, Namespace
 from ..compiler.ops import OPS
 from ..compiler.unfold import Unfolded

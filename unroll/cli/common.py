@@ -32,15 +32,13 @@ def dim_arg(text: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
 def duration_arg(text: str) -> float:
     """argparse type for `--time-budget 10m` / `600s` / `1.5h` / `90` (seconds)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", text)
-    if not m or float(m.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a duration like 600s, 10m or 1h; got {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2) or ""]
+    from ..train.budget import parse_duration  # torch: only when a duration option is given
+    try:
+        return parse_duration(text.strip() or "-")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def dims_of(args: argparse.Namespace) -> dict[str, int]:

@@ -8,7 +8,7 @@ import sys
 import warnings
 from typing import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import SpecError
 from . import build_cmds, demo_cmd, inspect_cmds, train_cmd
 from .common import CLIError

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from .common import CLIError, add_spec_args, duration_arg, grad_arg, load_program
@@ -39,7 +40,6 @@ def _saved_steps(out: Path) -> int | None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train a spec on the task that fits it (see cli/tasks.py); under torchrun only rank 0 prints."""
-    import contextlib
     import os
     if int(os.environ.get("RANK", "0")) != 0:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
@@ -51,58 +51,101 @@ def _run_train(args: argparse.Namespace) -> int:
     import torch
 
     from ..api import compile as compile_spec
-    from ..data import resolve_data_dir
-    from ..train import TrainConfig, train
-    from .budget import pick_threads, steps_for_budget
-    from .tasks import is_data_file, task_for
-
+    from ..train import train
     from .run_dir import check_settings, claim_out_dir, task_settings
+    from .tasks import task_for
 
-    init = None
-    if args.init:
-        from ..evaluate.loading import spec_of_checkpoint
-        from ..train.warm_start import read_init
-
-        init = read_init(args.init)
-        spec = spec_of_checkpoint(args.spec, init.saved)
-        if args.K is None and init.K is not None:
-            args.K = init.K
-        if str(spec) != str(args.spec):
-            print(f"--init {init.path.name} belongs to {spec}: training that")
-            args.spec = spec
+    init = _read_init(args)
     program = load_program(args.spec, args.K)
     _check_gradients(program, args.allow_no_grad)
     out = Path(args.out or f"runs/{program.name.lower()}")
     note = claim_out_dir(out, args.resume, args.overwrite)
     if note:
         print(note)
+    data_dir = _data_dir(args)
+    with contextlib.ExitStack() as scope:
+        if args.device == "cpu":
+            scope.enter_context(_fastest_threads())
+        task = task_for(program, args)
+        print(f"task: {task.describe()}")
+        check_settings(out, task_settings(program, args, data_dir, task.describe()), args.resume)
+        operators = _operators(task, init)
+        dims = task.dims() if hasattr(task, "dims") else None
+        if args.fast and args.grad != "unroll":
+            raise CLIError(f"--fast runs --grad unroll only (got --grad {args.grad})")
+        model = compile_spec(program, args.K, dims=dims, dtype=torch.float64 if args.float64 else torch.float32,
+                             device=args.device, fast=args.fast, grad=args.grad, **operators)
+        _start_model(model, task, init, args)
+        config = _train_config(args, out, _steps(model, task, out, args))
+        print(f"training {program.name} (K={model.K}) on {args.device}: "
+              + (f"layer-wise, {len(config.stage_steps)} stages per layer" if args.layerwise
+                 else f"{config.steps} steps") + f", batch {args.batch_size}, lr {args.lr:g}, {args.schedule}")
+        result = train(model, task, config, progress=not args.quiet)
+    _report(program.name, result, out)
+    return 0
+
+
+def _read_init(args: argparse.Namespace):
+    """--init CK: the weights to start from (None without it); the spec and K default to its own."""
+    if not args.init:
+        return None
+    from ..evaluate.loading import spec_of_checkpoint
+    from ..train.warm_start import read_init
+
+    init = read_init(args.init)
+    spec = spec_of_checkpoint(args.spec, init.saved)
+    if args.K is None and init.K is not None:
+        args.K = init.K
+    if str(spec) != str(args.spec):
+        print(f"--init {init.path.name} belongs to {spec}: training that")
+        args.spec = spec
+    return init
+
+
+def _data_dir(args: argparse.Namespace) -> Path | None:
+    """The data directory (or file of arrays) --data names, after printing where data comes from."""
+    from ..data import resolve_data_dir
+    from .tasks import is_data_file
+
     if is_data_file(args.data):
         data_dir, where = Path(args.data).resolve(), f"using arrays from {args.data} (--data)"
     else:
         data_dir, where = resolve_data_dir(args.data)
     print(where)
-    if args.device == "cpu":
-        before = torch.get_num_threads()
-        if pick_threads() != before:
-            print(f"this CPU is busy: using {torch.get_num_threads()} torch thread (faster here than {before})")
-    task = task_for(program, args)
-    print(f"task: {task.describe()}")
-    check_settings(out, task_settings(program, args, data_dir, task.describe()), args.resume)
-    dtype = torch.float64 if args.float64 else torch.float32
-    operators = task.operators()
-    if init is not None:
-        from ..train.warm_start import operators_with_init
+    return data_dir
 
-        init_op = (getattr(task, "names", None) or {}).get("init")  # block CS: Q, not used to measure
-        measuring = {o for o in operators if o != init_op}
-        operators, notes = operators_with_init(operators, init, measuring)
-        for note in notes:
-            print(note)
-    dims = task.dims() if hasattr(task, "dims") else None
-    if args.fast and args.grad != "unroll":
-        raise CLIError(f"--fast runs --grad unroll only (got --grad {args.grad})")
-    model = compile_spec(program, args.K, dims=dims, dtype=dtype, device=args.device, fast=args.fast,
-                         grad=args.grad, **operators)
+
+@contextlib.contextmanager
+def _fastest_threads():
+    """Train with the faster of torch's thread count and 1 (a busy CPU), restored afterwards."""
+    import torch
+
+    from ..train.budget import fastest_threads, torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(fastest_threads()) as threads:
+        if threads != before:
+            print(f"this CPU is busy: using {threads} torch thread (faster here than {before})")
+        yield threads
+
+
+def _operators(task, init) -> dict:
+    """The task's operators, with --init's non-measuring ones (block CS's Q) in their place."""
+    operators = task.operators()
+    if init is None:
+        return operators
+    from ..train.warm_start import operators_with_init
+
+    init_op = (getattr(task, "names", None) or {}).get("init")  # block CS: Q, not used to measure
+    measuring = {o for o in operators if o != init_op}
+    operators, notes = operators_with_init(operators, init, measuring)
+    for note in notes:
+        print(note)
+    return operators
+
+
+def _start_model(model, task, init, args: argparse.Namespace) -> None:
+    """Load --init's weights into the compiled model; with --fast, compile it now (timed)."""
     if init is not None:
         from ..train.warm_start import load_init
 
@@ -116,25 +159,38 @@ def _run_train(args: argparse.Namespace) -> int:
     elif args.fast:
         print(f"fast path: torch.compile cold start {_warm_up(model, task, args):.1f}s "
               "(first training step)")
+
+
+def _steps(model, task, out: Path, args: argparse.Namespace) -> int | None:
+    """--steps, else the resumed run's, else as many as fit --time-budget (None: the default)."""
     steps = args.steps
     if steps is None and args.resume:
         steps = _saved_steps(out)
     if steps is None and args.time_budget is not None:
+        from ..train.budget import steps_for_budget
+
         steps = steps_for_budget(model, task, args.time_budget, args.batch_size, args.lr,
                                  args.eval_every, args.device)
         print(f"time budget {args.time_budget:g}s: about {steps} steps")
-    config = TrainConfig(lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
-                         steps=DEFAULT_STEPS if steps is None else steps,
-                         time_budget=args.time_budget, eval_every=args.eval_every,
-                         layerwise=args.layerwise, device=args.device, seed=args.seed,
-                         **({"stage_steps": args.stage_steps} if args.stage_steps else {}),
-                         out_dir=str(out), resume=args.resume, amp=args.amp, tf32=args.tf32,
-                         checkpoint_every=args.checkpoint_every)
-    print(f"training {program.name} (K={model.K}) on {args.device}: "
-          + (f"layer-wise, {len(config.stage_steps)} stages per layer" if args.layerwise
-             else f"{config.steps} steps") + f", batch {args.batch_size}, lr {args.lr:g}, {args.schedule}")
-    result = train(model, task, config, progress=not args.quiet)
-    print(layer_table({program.name: result.layer_nmse_db}))
+    return steps
+
+
+def _train_config(args: argparse.Namespace, out: Path, steps: int | None):
+    """The TrainConfig of the parsed options."""
+    from ..train import TrainConfig
+
+    return TrainConfig(lr=args.lr, schedule=args.schedule, batch_size=args.batch_size,
+                       steps=DEFAULT_STEPS if steps is None else steps,
+                       time_budget=args.time_budget, eval_every=args.eval_every,
+                       layerwise=args.layerwise, device=args.device, seed=args.seed,
+                       **({"stage_steps": args.stage_steps} if args.stage_steps else {}),
+                       out_dir=str(out), resume=args.resume, amp=args.amp, tf32=args.tf32,
+                       checkpoint_every=args.checkpoint_every)
+
+
+def _report(name: str, result, out: Path) -> None:
+    """The per-layer NMSE table, how the run ended and where its checkpoints and logs are."""
+    print(layer_table({name: result.layer_nmse_db}))
     how = "completed" if result.stopped == "completed" else "stopped by the time budget"
     print(f"{how} after {result.steps}/{result.total_steps} steps in {result.elapsed:.0f}s; "
           f"test NMSE {result.layer_nmse_db[-1]:.2f} dB (best {result.best_nmse_db:.2f} dB at step "
@@ -142,7 +198,6 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"checkpoints: {result.last_checkpoint}"
           + (f", {result.best_checkpoint}" if result.best_checkpoint else "")
           + f"; logs: {out / 'log.csv'}, {out / 'log.json'}")
-    return 0
 
 
 def _check_gradients(program, allowed: bool) -> None:

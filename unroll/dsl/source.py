@@ -1,14 +1,33 @@
-"""Reading spec text safely: only regular files (a FIFO or a device would block or never end), at
-most MAX_SPEC_BYTES, UTF-8 with an optional byte-order mark."""
+"""Where spec text comes from: a file, read safely (only regular files: a FIFO or a device would
+block or never end; at most MAX_SPEC_BYTES; UTF-8 with an optional byte-order mark), or a shipped
+zoo spec found by name (the files in ``unroll/zoo``; ``unroll.zoo`` re-exports the lookup)."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 from ..limits import MAX_SPEC_BYTES
 
-__all__ = ["read_spec_file", "check_spec_text"]
+__all__ = ["read_spec_file", "check_spec_text", "ZOO_DIR", "zoo_names", "zoo_path"]
+
+ZOO_DIR = Path(__file__).parent.parent / "zoo"
+
+
+def zoo_names() -> list[str]:
+    """Names of the zoo specs, sorted."""
+    return sorted(p.stem for p in ZOO_DIR.glob("*.unroll"))
+
+
+def zoo_path(name: str) -> Path:
+    """The file of zoo spec `name` (with or without a `zoo:` prefix); KeyError naming the zoo's
+    specs when there is none."""
+    name = name.removeprefix("zoo:")
+    p = ZOO_DIR / f"{name}.unroll"
+    if not re.fullmatch(r"\w+", name) or not p.is_file():  # zoo names only: no paths out of the zoo
+        raise KeyError(f"no zoo spec {name!r}; the zoo has: {', '.join(zoo_names())}")
+    return p
 
 
 def read_spec_file(path: str | os.PathLike) -> str:

@@ -1,4 +1,4 @@
-"""Writing reconstructions: 8-bit PNGs and a side-by-side figure (matplotlib, Agg backend)."""
+"""Writing reconstructions: 8-bit PNGs and a side-by-side figure (a matplotlib Figure, never pyplot: no global backend)."""
 from __future__ import annotations
 
 import os
@@ -32,10 +32,7 @@ def side_by_side(
     result: BlockCSEvaluation, path: str | os.PathLike, title: str = "", names: Sequence[str] | None = None
 ) -> Path:
     """A figure with one row per image: original | reconstruction (PSNR/SSIM) | |error|."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # a bare Figure draws with Agg: no global backend switch
 
     scores = [s for s in result.images if names is None or s.name in names]
     if not scores:

@@ -8,24 +8,18 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..train.checkpoint import CheckpointError, load_checkpoint
+from ..api import check, compile as compile_spec
+from ..published import aliases_of
+from ..train.checkpoint import CheckpointError, load_checkpoint, state_dict_of
 
-__all__ = ["state_dict_of", "model_from_state", "load_for_eval", "sampling_matrix", "spec_of_checkpoint"]
-
-
-def state_dict_of(saved: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The model weights of a trainer checkpoint (its ``model`` entry) or of a bare state dict."""
-    inner = saved.get("model")
-    return dict(inner) if isinstance(inner, Mapping) else dict(saved)
+__all__ = ["model_from_state", "load_for_eval", "sampling_matrix", "spec_of_checkpoint"]
 
 
 def model_from_state(spec: str | Path, state: Mapping[str, torch.Tensor], K: int | None = None,
                      device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> torch.nn.Module:
     """Compile ``spec`` with the operators stored as buffers in ``state`` and load the weights
     (in ``dtype``, default: float64 when the saved weights are, else float32)."""
-    import unroll
-
-    program = unroll.check(spec)
+    program = check(spec)
     missing = [o for o in program.operators if o not in state]
     if missing:
         raise KeyError(f"the saved weights lack operator {', '.join(missing)} (has: {', '.join(sorted(state))[:200]})")
@@ -36,7 +30,7 @@ def model_from_state(spec: str | Path, state: Mapping[str, torch.Tensor], K: int
     if dtype is None:
         floats = [v.dtype for k, v in state.items() if k not in ops and v.is_floating_point()]
         dtype = torch.float64 if floats and all(d == torch.float64 for d in floats) else torch.float32
-    model = unroll.compile(spec, K=K, dtype=dtype, **ops)
+    model = compile_spec(spec, K=K, dtype=dtype, **ops)
     try:
         model.load_state_dict({k: v for k, v in state.items()})
     except (RuntimeError, TypeError, AttributeError) as e:
@@ -97,6 +91,4 @@ def spec_of_checkpoint(spec: str | Path, saved: Mapping[str, Any]) -> str | Path
     recorded = saved.get("spec")
     if not isinstance(recorded, str) or str(spec) == recorded or not str(recorded).startswith("zoo:"):
         return spec
-    from ..published import aliases_of
-
     return recorded if str(spec).removeprefix("zoo:") in aliases_of(recorded) else spec

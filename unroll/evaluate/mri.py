@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.mri import undersample, zero_filled
+from .. import api
+from ..data import resolve_data_dir
+from ..data.mri import MRITask, downsample, load_brain, load_mask, undersample, zero_filled
 
 __all__ = [
     "ZeroFilled",
@@ -289,9 +291,6 @@ def run_eval_command(args: Any, model: nn.Module) -> int:
     images (downsampled to P's size); prints zero-filled / TV-ADMM / model; --out writes PNGs."""
     import json
 
-    from .. import api
-    from ..data import resolve_data_dir
-    from ..data.mri import MRITask, downsample, load_brain, load_mask
 
     data_dir, where = resolve_data_dir(getattr(args, "data", None))
     print(where)

@@ -12,6 +12,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from .._version import __version__
+from ..api import compile as compile_spec
+from ..train.checkpoint import save_checkpoint
 from .registry import Format, FormatMismatch, ImportOptions, Rule, formats, formats_for_spec, get
 
 __all__ = ["choose_format", "map_weights", "import_checkpoint", "load_published", "sha256_of"]
@@ -130,9 +133,6 @@ def import_checkpoint(spec: str, checkpoint: str | os.PathLike, options: ImportO
                       dtype: torch.dtype | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(compiled module with the released weights, our checkpoint dict); with ``out``, the checkpoint
     is also saved there (atomically, loadable with ``weights_only=True``)."""
-    import unroll
-    from ..train.checkpoint import save_checkpoint
-
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -147,7 +147,7 @@ def import_checkpoint(spec: str, checkpoint: str | os.PathLike, options: ImportO
         raise FormatMismatch(f"{path.name}: the checkpoint has {stages} stages (K={layers}), not K={K}")
     target = str(spec) if Path(str(spec)).is_file() else form.target  # a user's own spec file, else the format's
     ops = form.operators(opts)
-    model = unroll.compile(target, K=layers or None, dtype=dtype or _dtype_of(mapped),
+    model = compile_spec(target, K=layers or None, dtype=dtype or _dtype_of(mapped),
                            **{n: a for n, (a, _) in ops.items()})
     _fill(model, mapped, form, path.name, target)
     record = {
@@ -155,7 +155,7 @@ def import_checkpoint(spec: str, checkpoint: str | os.PathLike, options: ImportO
         "source_path": str(path), "sha256": sha256_of(path), "stages": stages,
         "mapping": mapping, "table": [[s, t, list(sh)] for s, t, sh in form.mapping_table()],
         "operators": {n: where for n, (_, where) in ops.items()}, "protocol": dict(form.protocol),
-        "unroll": unroll.__version__,
+        "unroll": __version__,
     }
     saved = {"model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
              "K": int(model.K), "spec": str(target), "imported": record}

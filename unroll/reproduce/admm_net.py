@@ -22,32 +22,20 @@ from typing import Any, Callable
 
 import torch
 
+from .. import api
+from ..data.mri import MRITask, downsample, load_brain
+from ..evaluate.mri import evaluate_methods, write_pngs
+from ..train import TrainConfig, train
+from ..train.budget import parse_duration
+
 __all__ = [
-    "PAPER_PSNR", "ReproductionConfig", "reproduce", "format_table", "parse_duration", "add_arguments",
+    "PAPER_PSNR", "ReproductionConfig", "reproduce", "format_table", "add_arguments",
     "run_command",
 ]
 
 # ADMM-Net₁₅ mean PSNR (dB) from the paper's Table 1 (brain) and Table 2 (chest).
 PAPER_PSNR = {"brain": {20: 37.17, 30: 39.84, 40: 41.56, 50: 43.00}, "chest-val": {20: 37.84}}
 SETS = ("chest-val", "brain")
-
-
-def parse_duration(text: str | float | int | None) -> float | None:
-    """Seconds from '90', '90s', '10m', '1.5h' (None or '' stays None)."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, (int, float)):
-        return float(text)
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    s = str(text).strip().lower()
-    scale = units.get(s[-1:], None)
-    try:
-        value = float(s[:-1]) * scale if scale else float(s)
-    except ValueError:
-        raise ValueError(f"cannot read a duration from {text!r} (use e.g. 600, 90s, 10m, 1.5h)") from None
-    if value <= 0:
-        raise ValueError(f"duration must be positive, got {text!r}")
-    return value
 
 
 @dataclass
@@ -89,11 +77,6 @@ def _device_words(device: str) -> str:
 
 def _run_mask(cfg: ReproductionConfig, percent: int, budget: float | None, log: Callable[[str], None]) -> dict:
     """Train ADMM-Net for one mask and score the methods on each test set."""
-    from .. import api
-    from ..data.mri import MRITask, load_brain
-    from ..evaluate.mri import evaluate_methods, write_pngs
-    from ..train import TrainConfig, train
-
     dtype = torch.float64 if cfg.float64 else torch.float32
     task = MRITask.from_data_dir(cfg.data_dir, mask=percent, size=cfg.size, seed=cfg.seed)
     log(f"[mask {percent}%] {task.describe()}")
@@ -114,7 +97,6 @@ def _run_mask(cfg: ReproductionConfig, percent: int, budget: float | None, log: 
             continue
         images = task.test_images if name == "chest-val" or task.test_label == "phantom" else load_brain(cfg.data_dir)
         if cfg.size is not None and name == "brain":
-            from ..data.mri import downsample
 
             images = [(n, downsample(im, cfg.size)) for n, im in images]
         label = task.test_label if task.test_label == "phantom" else name

@@ -17,6 +17,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import api
+from ..data.mri import MRITask
+from ..published import load_published
+from ..published.operators import read_mat
+from ..train import TrainConfig, train
+
 __all__ = ["PAPER", "STAGES", "IMAGES", "published_dir", "score", "run_published", "format_published"]
 
 # The authors' results (yangyan92/Deep-ADMM-Net README): (PSNR dB, re_LOss) per image and network.
@@ -48,8 +54,6 @@ def score(x_hat: np.ndarray, x: np.ndarray) -> tuple[float, float]:
 
 
 def _image(d: Path, name: str) -> np.ndarray:
-    from ..published.operators import read_mat
-
     x = read_mat(d / f"{name}.mat", "im_ori", what="image")
     if x.ndim != 2:
         raise ValueError(f"{d / (name + '.mat')}: im_ori must be a 2-D image, found shape {x.shape}")
@@ -67,8 +71,6 @@ def _reconstruct(model: torch.nn.Module, x: np.ndarray, dtype: torch.dtype) -> n
 
 
 def _released_rows(d: Path, mask: Path, log: Callable[[str], None]) -> tuple[list[dict], dict]:
-    from ..published import load_published
-
     ref_path = d / "reference_reconstructions.npz"
     ref = dict(np.load(ref_path)) if ref_path.is_file() else {}
     rows, models = [], {}
@@ -103,10 +105,6 @@ def _released_rows(d: Path, mask: Path, log: Callable[[str], None]) -> tuple[lis
 def _train_rows(d: Path, stage: int, args: Any, log: Callable[[str], None]) -> dict[str, Any]:
     """Train zoo:admm_net_exact (net-stage{stage}'s depth) on the chest training images at 20 %
     for the budget, then score it on the two demo images."""
-    from .. import api
-    from ..data.mri import MRITask
-    from ..train import TrainConfig, train
-
     task = MRITask.from_data_dir(getattr(args, "data", None), mask=20, seed=getattr(args, "seed", 0))
     log(f"training zoo:admm_net_exact (K={stage + 2}) for {args.budget:g} s: {task.describe()}")
     net = api.compile("zoo:admm_net_exact", K=stage + 2, **task.operators())

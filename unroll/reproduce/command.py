@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import argparse
 
+from .._version import __version__
+
 __all__ = ["add_parser", "run_reproduce"]
 
 
 def _duration(text: str) -> float:
-    from ..cli.common import duration_arg
-
-    return duration_arg(text)
+    """argparse type for --budget: seconds from 600s, 10m, 1h or 90."""
+    from ..train.budget import parse_duration
+    try:
+        return parse_duration(text.strip() or "-")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 class _Budget(argparse.Action):
@@ -26,7 +31,6 @@ def _run_ista_published(args: argparse.Namespace) -> int:
 
     import torch
 
-    import unroll
     from ..data import resolve_data_dir
     from .ista_published import evaluate_released, format_published_table, published_dir, write_results
 
@@ -44,7 +48,7 @@ def _run_ista_published(args: argparse.Namespace) -> int:
     rows = evaluate_released(pub, Path(data_dir), networks, ratios, mri)
     trained: dict = {}
     record = {"published": str(pub), "data": str(data_dir), "torch": torch.__version__,
-              "unroll": unroll.__version__, "rows": rows}
+              "unroll": __version__, "rows": rows}
     out = Path(args.out or "runs/reproduce_ista_net")
     if getattr(args, "budget_given", False):
         from .ista_net import ReproduceConfig, reproduce_ista_net
@@ -79,7 +83,6 @@ def _run_ista_net(args: argparse.Namespace) -> int:
     print(format_table(result["rows"]))
     print(f"results: {result['results']}")
     if args.ship:
-        import unroll
         from ..evaluate.loading import load_for_eval
 
         for row in result["rows"]:
@@ -87,7 +90,7 @@ def _run_ista_net(args: argparse.Namespace) -> int:
             record = {k: row[k] for k in ("network", "ratio", "M", "phi", "steps", "train_seconds",
                                           "psnr", "ssim", "paper_psnr", "images")}
             record.update(device=result["device"], batch_size=cfg.batch_size, lr=cfg.lr, schedule="cosine",
-                          n_blocks=cfg.n_blocks, seed=cfg.seed, unroll=unroll.__version__,
+                          n_blocks=cfg.n_blocks, seed=cfg.seed, unroll=__version__,
                           command="unroll reproduce ista-net")
             print(f"shipped {ship_pretrained(model, row['network'], row['ratio'], record)}")
     return 0

@@ -12,6 +12,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..api import compile as compile_spec
+from ..data import resolve_data_dir
+from ..data.blockcs import BlockCSTask, block_gram, cut_blocks, load_block_images, load_phi
+from ..evaluate import evaluate_images
+from ..train import TrainConfig, train
+from ..train.budget import steps_for_budget
+from ..zoo import weights as zoo_weights
+
 __all__ = ["PAPER_TABLE1", "NETWORKS", "ReproduceConfig", "reproduce_ista_net", "ship_pretrained", "format_table"]
 
 # Zhang & Ghanem, CVPR 2018, Table 1: mean PSNR (dB) on Set11 per CS ratio (%).
@@ -48,14 +56,6 @@ def _label(r: float) -> str:
 
 def reproduce_ista_net(cfg: ReproduceConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train and evaluate every (network, ratio); returns (and writes to out_dir/results.json) the rows."""
-    import unroll
-
-    from ..cli.budget import steps_for_budget
-    from ..data import resolve_data_dir
-    from ..data.blockcs import BlockCSTask, block_gram, cut_blocks, load_block_images, load_phi
-    from ..evaluate import evaluate_images
-    from ..train import TrainConfig, train
-
     unknown = [n for n in cfg.networks if n not in NETWORKS]
     if unknown:
         raise ValueError(f"unknown network {', '.join(unknown)}; choose from {', '.join(NETWORKS)}")
@@ -77,7 +77,7 @@ def reproduce_ista_net(cfg: ReproduceConfig, log: Callable[[str], None] = print)
         for net in cfg.networks:
             task = BlockCSTask(phi, blocks, test_imgs, ratio=ratio, seed=cfg.seed, gram=gram,
                                test_blocks=cfg.test_blocks, source=f"{phi_source}; {image_source}")
-            model = unroll.compile(f"zoo:{net}", K=cfg.K, **task.operators())
+            model = compile_spec(f"zoo:{net}", K=cfg.K, **task.operators())
             steps = steps_for_budget(model, task, cfg.budget_s, cfg.batch_size, cfg.lr, 200, cfg.device)
             run_dir = out / f"{net}_r{_label(ratio)}"
             tc = TrainConfig(lr=cfg.lr, schedule="cosine", batch_size=cfg.batch_size, steps=steps,
@@ -135,9 +135,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def ship_pretrained(model: torch.nn.Module, name: str, ratio: float, record: dict[str, Any],
                     directory: str | os.PathLike | None = None) -> Path:
     """Save ``model``'s state dict (operators included) and ``record`` as shipped weights for (name, ratio)."""
-    from ..zoo.weights import PRETRAINED_DIR
-
-    d = Path(directory) if directory is not None else PRETRAINED_DIR
+    d = Path(directory) if directory is not None else zoo_weights.PRETRAINED_DIR  # read at call time
     d.mkdir(parents=True, exist_ok=True)
     stem = f"{name.removeprefix('zoo:')}_r{_label(ratio)}"
     state = {k: v.detach().cpu().float().clone() if v.is_floating_point() else v.detach().cpu().clone()

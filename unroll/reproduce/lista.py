@@ -18,6 +18,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import zoo
+from ..api import compile as compile_spec
+from ..data import resolve_data_dir
+from ..data.patches import PatchCodeTask, make_patches
+from ..train import TrainConfig, train
+from ..train.budget import steps_for_budget
 from .lista_codes import (cached, digest, fista_errors, half_sq_error, learn_dictionary, solve_codes,
                           with_consts)
 
@@ -75,8 +81,6 @@ _CACHE_VERSION = 1  # bump when the dictionary learning or the target computatio
 
 
 def _fista_spec_key() -> str:
-    from .. import zoo
-
     return digest(_CACHE_VERSION, zoo.path("fista").read_text(encoding="utf-8"))
 
 
@@ -120,12 +124,9 @@ def _cache_dir(cfg: ListaConfig) -> Path:
 
 def _train_lista(cfg: ListaConfig, D: np.ndarray, task: Any, K: int, budget: float, out: Path,
                  log: Callable[[str], None]) -> tuple[torch.nn.Module, dict[str, Any]]:
-    import unroll
 
-    from ..cli.budget import steps_for_budget
-    from ..train import TrainConfig, train
 
-    model = unroll.compile(with_consts("zoo:lista", lam=cfg.lam), K=K, A=D)
+    model = compile_spec(with_consts("zoo:lista", lam=cfg.lam), K=K, A=D)
     eval_every = 500
     steps = steps_for_budget(model, task, budget, cfg.batch_size, cfg.lr, eval_every, cfg.device)
     tc = TrainConfig(lr=cfg.lr, schedule="cosine", batch_size=cfg.batch_size, steps=steps, time_budget=budget,
@@ -147,8 +148,6 @@ def _first_at_or_below(curve: list[float], level: float) -> int | None:
 
 
 def _run_atoms(cfg: ListaConfig, patches: Any, m: int, log: Callable[[str], None]) -> dict[str, Any]:
-    from ..data.patches import PatchCodeTask
-
     log(f"m = {m} atoms")
     D = _dictionary(cfg, patches.train, m, log)["D"]
     z_train, info_train = _targets(cfg, D, patches.train, "training", log)
@@ -188,9 +187,6 @@ def _run_atoms(cfg: ListaConfig, patches: Any, m: int, log: Callable[[str], None
 
 def reproduce_lista(cfg: ListaConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every dictionary size; returns the report (also written to out_dir/results.json, with the plot)."""
-    from ..data import resolve_data_dir
-    from ..data.patches import make_patches
-
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {cfg.device!r} requested but CUDA is not available")
     started = time.monotonic()
@@ -236,13 +232,11 @@ def _match_words(a: dict[str, Any]) -> str:
 
 def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """FISTA's test error against its iterations, one panel per dictionary size, LISTA-K as levels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a bare Figure draws with Agg: no global backend switch
 
     atoms = report["atoms"]
-    fig, axes = plt.subplots(1, len(atoms), figsize=(5.2 * len(atoms), 4), squeeze=False)
+    fig = Figure(figsize=(5.2 * len(atoms), 4))
+    axes = fig.subplots(1, len(atoms), squeeze=False)
     for ax, (m, a) in zip(axes[0], atoms.items()):
         curve = [a["fista"][str(k)] for k in range(1, len(a["fista"]) + 1)]
         ax.loglog(range(1, len(curve) + 1), curve, color="black", label="FISTA")
@@ -263,7 +257,6 @@ def plot_curves(report: dict[str, Any], path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -13,6 +13,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..api import compile as compile_spec, parse
+from ..dsl import ast
+
 __all__ = ["with_consts", "fista_model", "solve_codes", "CodeStats", "fista_errors", "kkt_violation",
            "learn_dictionary", "cached", "digest", "half_sq_error"]
 
@@ -21,10 +24,7 @@ _LAYER_BYTES = 256 * 2**20  # memory for one chunk's per-layer outputs when they
 
 def with_consts(spec: str, **values: float):
     """The parsed spec with the named ``const`` declarations replaced by numbers (e.g. ``lam=0.5``)."""
-    import unroll
-    from ..dsl import ast
-
-    tree = unroll.parse(spec)
+    tree = parse(spec)
     left = dict(values)
     stmts = []
     for s in tree.statements:
@@ -45,12 +45,10 @@ def fista_model(D: np.ndarray, lam: float, K: int, dtype: torch.dtype = torch.fl
                 spec: str = "zoo:fista") -> torch.nn.Module:
     """The zoo FISTA spec with λ = ``lam``, compiled for K iterations on dictionary ``D`` [n, m]
     (compiling is linear in K, so the last few models are kept for later calls with the same inputs)."""
-    import unroll
-
     key = digest(np.asarray(D, dtype=np.float64), float(lam), int(K), str(dtype), spec)
     model = _MODELS.pop(key, None)
     if model is None:
-        model = unroll.compile(with_consts(spec, lam=lam), K=K, A=D, dtype=dtype).eval()
+        model = compile_spec(with_consts(spec, lam=lam), K=K, A=D, dtype=dtype).eval()
     _MODELS[key] = model  # most recent last
     while len(_MODELS) > _KEEP:
         del _MODELS[next(iter(_MODELS))]

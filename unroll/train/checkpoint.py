@@ -11,7 +11,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ __all__ = [
     "tensor_digest",
     "save_checkpoint",
     "load_checkpoint",
+    "state_dict_of",
     "capture_rng_state",
     "restore_rng_state",
 ]
@@ -106,6 +107,12 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def state_dict_of(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """The model weights of a trainer checkpoint (its ``model`` entry) or of a bare state dict."""
+    inner = saved.get("model")
+    return dict(inner) if isinstance(inner, Mapping) else dict(saved)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -10,6 +10,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint, state_dict_of
+
 __all__ = ["InitWeights", "read_init", "operators_with_init", "load_init"]
 
 
@@ -26,9 +28,6 @@ class InitWeights:
 
 def read_init(path: str | os.PathLike) -> InitWeights:
     """Load ``path`` with ``weights_only=True``; a trainer checkpoint's ``model`` or a state dict."""
-    from ..evaluate.loading import state_dict_of
-    from .checkpoint import load_checkpoint
-
     path = Path(path)
     saved = load_checkpoint(path)  # weights_only, checksum verified; CheckpointError otherwise
     state = state_dict_of(saved)

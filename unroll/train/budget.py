@@ -1,16 +1,38 @@
-"""Turn a time budget into a step count, so a cosine schedule ends when the time does."""
+"""Training budgets: a duration read from text, the step count that fits it (so a cosine schedule
+ends when the time does), and the torch thread count that is fastest on this (maybe busy) CPU."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import re
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from ..train import evaluate_layers
+from .trainer import evaluate_layers
 
-__all__ = ["steps_for_budget", "pick_threads"]
+__all__ = ["parse_duration", "steps_for_budget", "fastest_threads", "torch_threads"]
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """Seconds from '600s', '10m', '1.5h' or '90' (a number is seconds; None or '' stays None);
+    ValueError for anything else or a duration that is not positive."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", str(text))
+        if not m:
+            raise ValueError(f"expected a duration like 600s, 10m or 1h; got {text!r}")
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or ""]
+    if not seconds > 0:
+        raise ValueError(f"expected a duration like 600s, 10m or 1h; got {text!r}")
+    return seconds
 
 
 def steps_for_budget(model: torch.nn.Module, task: Any, budget_s: float, batch_size: int,
@@ -40,8 +62,8 @@ def steps_for_budget(model: torch.nn.Module, task: Any, budget_s: float, batch_s
     return max(1, int(math.floor(usable / (per_step + per_eval / eval_every))))
 
 
-def pick_threads(size: tuple[int, int] = (250, 500), batch: int = 100, reps: int = 10) -> int:
-    """Set torch's intra-op threads to the faster of the current count and 1, and return it.
+def fastest_threads(size: tuple[int, int] = (250, 500), batch: int = 100, reps: int = 10) -> int:
+    """The faster of torch's current intra-op thread count and 1 (timed; the count is left as found).
 
     NOTE: on a busy machine (more runnable threads than cores) OpenMP's spinning threads can
     make matrix products many times slower than one thread; timing both settings costs < 1 s.
@@ -59,7 +81,19 @@ def pick_threads(size: tuple[int, int] = (250, 500), batch: int = 100, reps: int
             torch.nn.functional.linear(torch.nn.functional.linear(x, A), A.T)
         return time.perf_counter() - t0
 
-    many, one = timed(n), timed(1)
-    best = n if many <= one else 1
-    torch.set_num_threads(best)
-    return best
+    try:
+        many, one = timed(n), timed(1)
+    finally:
+        torch.set_num_threads(n)
+    return n if many <= one else 1
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[int]:
+    """Run the block with torch's intra-op thread count set to `count`, then restore the old one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        torch.set_num_threads(before)
