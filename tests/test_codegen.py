@@ -122,4 +122,8 @@ def test_generated_source_is_valid_python_with_docstrings():
                and n.name == model.generated.class_name)  # helpers may define classes too
     assert ast.get_docstring(cls)
     methods = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
-    assert {"__init__", "forward", "loss", "parameter_values"} <= methods
+    assert methods == {"__init__", "_run", "_loss", "_cost"}  # the rest is the fixed base class
+    base = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "UnrolledModule")
+    assert ast.get_docstring(base)
+    assert {"forward", "loss", "parameter_values", "project_", "layer_parameters",
+            "shared_parameters"} <= {n.name for n in base.body if isinstance(n, ast.FunctionDef)}

@@ -5,8 +5,8 @@
     >>> x_hat = model(y=y)                                  # doctest: +SKIP
 """
 from ._version import __version__
-from .api import check, compile, load_spec, parse, unfold
+from .api import check, compile, generate, load_spec, parse, unfold
 from .errors import SpecError
 from . import zoo
 
-__all__ = ["parse", "check", "unfold", "compile", "load_spec", "SpecError", "zoo", "__version__"]
+__all__ = ["parse", "check", "unfold", "generate", "compile", "load_spec", "SpecError", "zoo", "__version__"]

@@ -7,12 +7,12 @@ from typing import Mapping
 
 from .compiler.check import check as _check
 from .compiler.ir import Program
-from .compiler.unfold import Unfolded, bind_dims, unfold as _unfold
+from .compiler.unfold import Network, bind_dims, unfold as _unfold
 from .dsl import ast
 from .dsl.parser import parse as _parse
 from .errors import SpecError
 
-__all__ = ["load_spec", "parse", "check", "unfold", "compile"]
+__all__ = ["load_spec", "parse", "check", "unfold", "generate", "compile"]
 
 SpecLike = "str | Path | ast.Spec | Program"
 
@@ -79,7 +79,7 @@ def _is_callables(x) -> bool:
 
 
 def unfold(spec: str | Path | ast.Spec | Program, K: int | None = None,
-           dims: Mapping[str, int] | None = None, **operators) -> Unfolded:
+           dims: Mapping[str, int] | None = None, **operators) -> Network:
     """Unfold a spec K times; operators (arrays or shapes) and `dims` give the sizes."""
     program = check(spec)
     linops = {n for n, t in program.operators.items() if t.in_shape is not None}
@@ -101,6 +101,19 @@ def unfold(spec: str | Path | ast.Spec | Program, K: int | None = None,
         return _unfold(program, bind_dims(program, shapes, dims), K)
     except SpecError as e:
         raise e.with_source(program.source)
+
+
+def generate(spec: str | Path | ast.Spec | Program | Network, K: int | None = None,
+             dims: Mapping[str, int] | None = None, class_name: str | None = None, **operators):
+    """The source of the standalone PyTorch module for a spec (or an unfolded `Network`) without
+    building it: a `Generated` with `.source`, `.class_name` and `.line_map` (line -> node, span).
+
+    Example: `unroll.generate("zoo:lista", K=16, dims={"n": 64, "m": 128}).source`.
+    Operators (arrays or shapes) and `dims` give the sizes, as for `unfold`.
+    """
+    from .backends.torch_codegen import generate as _generate
+    u = spec if isinstance(spec, Network) else unfold(spec, K, dims, **operators)
+    return _generate(u, class_name)
 
 
 def compile(spec: str | Path | ast.Spec | Program, K: int | None = None,

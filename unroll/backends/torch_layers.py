@@ -9,16 +9,15 @@ later layers read, and the tables `_layer_io` (argument and result nodes per lay
 from __future__ import annotations
 
 from ..compiler.graph import Namespace
-from ..compiler.unfold import Unfolded
+from ..compiler.unfold import Network
 from .torch_ops import literal
 
 __all__ = ["write_layered"]
 
 
-def write_layered(w, u: Unfolded, live: set, computing: list, guarded: frozenset,
-                  constraint: dict) -> None:
+def write_layered(w, u: Network, live: set, computing: list, guarded: frozenset) -> None:
     """Append the `_prologue`, `_layer_k` methods and their tables to the class being written."""
-    from .torch_codegen import _body, attr_name  # noqa: PLC0415 - torch_codegen imports us lazily
+    from .torch_codegen import _body, attr_name, use_param  # noqa: PLC0415 - torch_codegen imports us lazily
     g, p = u.graph, u.program
     ctx = {"dtype": "_dtype", "device": "_device"}
     numbers = {n: literal(g[n].attrs[0]) for n in g if g[n].op == "number"}
@@ -46,7 +45,7 @@ def write_layered(w, u: Unfolded, live: set, computing: list, guarded: frozenset
                      f"self.layers[{info.layer}].{attr_name(info.name)}")
             names[n] = n
             defined.append(n)
-            w(f"{n} = {constraint[info.constraint].format(where)}", 2)
+            w(f"{n} = {use_param(where, info.constraint)}", 2)
     prologue = [n for n in computing if g[n].layer is None and n not in numbers]
     _body(w, g, prologue, names, ctx, 2, guarded=guarded)
     defined += prologue

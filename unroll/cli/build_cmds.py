@@ -39,8 +39,7 @@ def run_graph(args: argparse.Namespace) -> int:
 
 def run_compile(args: argparse.Namespace) -> int:
     """Write the standalone PyTorch module of an unfolded spec (runs with only torch installed)."""
-    from ..api import unfold
-    from ..backends.torch_codegen import generate
+    from ..api import generate, unfold
     program = load_program(args.spec, args.K)
     dims, missing = known_dims(program, dims_of(args))
     if missing:

@@ -27,7 +27,7 @@ RESERVED = frozenset(set(keyword.kwlist) | {
     "dtype", "device", "soft", "hard", "hard_ste", "hard_smooth", "plf", "object", "type", "min",
     "max", "sum", "abs",
     "aux", "states", "enumerate", "isinstance", "getattr", "hasattr", "zip", "bool", "complex",
-    "slice", "ValueError"})
+    "slice", "ValueError", "TypeError", "NotImplementedError"})
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
