@@ -119,8 +119,9 @@ def task_for(program: Program, args: argparse.Namespace) -> Any:
             task = SparseCodingTask(given[main], task.p, task.snr_db, task.seed, extra=task.extra,
                                     names=task.names, source=f"{main} from --operator")
         return task.bind(_names(program))
-    if {"Phi"} <= set(program.operators) <= {"Phi", "Q"}:  # block CS (ISTA-Net, FISTA-Net)
-        from ..data.blockcs import PAPER_BLOCKS, BlockCSTask
+    from ..data.blockcs import PAPER_BLOCKS, BlockCSTask, sampling_operator
+    sampling = sampling_operator(program.operators, only=False)
+    if sampling is not None and set(program.operators) <= {sampling, "Q"}:  # block CS (ISTA-Net, FISTA-Net)
         data_dir, _ = resolve_data_dir(getattr(args, "data", None))
         task = BlockCSTask.from_data_dir(data_dir, ratio=_given(args, "ratio", 25),
                                          n_blocks=_given(args, "blocks", PAPER_BLOCKS),

@@ -25,6 +25,8 @@ __all__ = [
     "measurements_for_ratio",
     "orthonormal_rows",
     "load_phi",
+    "sampling_operator",
+    "phi_file",
     "pad_to_blocks",
     "image_to_blocks",
     "blocks_to_image",
@@ -62,20 +64,40 @@ def orthonormal_rows(m: int, n: int, seed: int = 0) -> np.ndarray:
     return (q * np.sign(np.diag(r))).T.copy()  # sign fix: the Haar-distributed orthonormal frame
 
 
+def sampling_operator(operator_names: Sequence[str], only: bool = True) -> str | None:
+    """Block CS's sampling operator among a spec's operators: the one named Phi (ISTA-Net's Φ),
+    else (with ``only``) the only operator; None if neither. The one place that recognises block CS
+    by an operator's name (training task, evaluation, binding)."""
+    names = tuple(operator_names)
+    return "Phi" if "Phi" in names else (names[0] if only and len(names) == 1 else None)
+
+
 def _ratio_label(ratio: float) -> str:
     return f"{int(ratio)}" if float(ratio).is_integer() else f"{ratio:g}"
+
+
+def _phi_path(data_dir: str | os.PathLike | None, ratio: float) -> Path | None:
+    n = BLOCK * BLOCK
+    return Path(data_dir) / "cs_phi" / f"phi_0_{_ratio_label(ratio)}_{n}.mat" if data_dir is not None else None
+
+
+def phi_file(data_dir: str | os.PathLike | None, ratio: float) -> Path | None:
+    """The data directory's Φ for a CS ratio (``cs_phi/phi_0_{ratio}_1089.mat``), None when there is
+    none (then :func:`load_phi` generates one)."""
+    path = _phi_path(data_dir, ratio)
+    return path if path is not None and path.is_file() else None
 
 
 def load_phi(data_dir: str | os.PathLike | None, ratio: float, seed: int = 0) -> tuple[np.ndarray, str]:
     """(Φ [M, 1089] float64, sentence saying where it came from) for a CS ratio in percent.
 
-    Reads ``cs_phi/phi_0_{ratio}_1089.mat`` (key ``phi``) when it exists; otherwise generates an
-    orthonormal-rows Gaussian matrix with :func:`orthonormal_rows` and the sentence says so.
+    Reads :func:`phi_file` (key ``phi``) when it exists; otherwise generates an orthonormal-rows
+    Gaussian matrix with :func:`orthonormal_rows` and the sentence says so.
     """
     label = _ratio_label(ratio)
     n = BLOCK * BLOCK
-    path = Path(data_dir) / "cs_phi" / f"phi_0_{label}_{n}.mat" if data_dir is not None else None
-    if path is not None and path.is_file():
+    path = _phi_path(data_dir, ratio)
+    if phi_file(data_dir, ratio) is not None:
         from .checked import checked, read_mat
 
         phi = checked(read_mat(path, "phi"), path, "variable 'phi'", nonzero=True)
@@ -217,6 +239,7 @@ class BlockCSTask:
         source: str = "",
         gram: np.ndarray | None = None,
         test_blocks: int | None = None,
+        generated_phi: bool = False,
     ) -> None:
         phi = np.asarray(phi, dtype=np.float64)
         if phi.ndim != 2 or phi.shape[1] != blocks.shape[1]:
@@ -231,6 +254,7 @@ class BlockCSTask:
         self.dtype = dtype
         self.names = dict(_DEFAULT_NAMES if names is None else names)
         self.source = source
+        self.generated_phi = generated_phi  # Φ is not one of the data directory's matrices
         self._phi_t = torch.as_tensor(phi, dtype=dtype)
         self._gram = gram  # Xᵀ X of the pool, when the caller already has it (shared across ratios)
         self.test_blocks = test_blocks  # evaluate on an evenly spaced subset of this many test blocks
@@ -251,7 +275,8 @@ class BlockCSTask:
         phi, phi_source = load_phi(data_dir, ratio, seed=seed)
         train, test, image_source = load_block_images(data_dir, seed=seed, studio=studio)
         blocks = cut_blocks([im for _, im in train], n_blocks, seed=seed)
-        return cls(phi, blocks, test, ratio=ratio, seed=seed, source=f"{phi_source}; {image_source}", **kwargs)
+        return cls(phi, blocks, test, ratio=ratio, seed=seed, source=f"{phi_source}; {image_source}",
+                   generated_phi=phi_file(data_dir, ratio) is None, **kwargs)
 
     @property
     def train_size(self) -> int:
@@ -267,11 +292,6 @@ class BlockCSTask:
     def n(self) -> int:
         """Pixels per block (columns of Φ)."""
         return self.phi.shape[1]
-
-    @property
-    def generated_phi(self) -> bool:
-        """True when Φ is not one of the data directory's matrices."""
-        return "GENERATED" in self.source
 
     def describe(self) -> str:
         """One line for logs: ratio, sizes, pool and where Φ and the images came from."""
@@ -291,7 +311,7 @@ class BlockCSTask:
         one input and one target; TaskBindingError otherwise."""
         names = spec_names(model_or_names)
         ops = names["operator_names"]
-        sampling = "Phi" if "Phi" in ops else (ops[0] if len(ops) == 1 else None)
+        sampling = sampling_operator(ops)
         init = "Q" if "Q" in ops else None
         problems = []
         if sampling is None:

@@ -5,13 +5,15 @@ import argparse
 import json
 from pathlib import Path
 
+from ..data.blockcs import sampling_operator
+
 __all__ = ["add_parser", "run_eval"]
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Print the per-image PSNR/SSIM table; with --out write PNGs, a side-by-side figure and JSON."""
     from ..data import load_phi, load_test_images, resolve_data_dir
-    from ..data.blockcs import measurements_for_ratio
+    from ..data.blockcs import measurements_for_ratio, phi_file
     from .blockcs import evaluate_images
     from .figures import side_by_side, write_reconstructions
     from .loading import load_for_eval, sampling_matrix
@@ -19,7 +21,7 @@ def run_eval(args: argparse.Namespace) -> int:
     model, saved = load_for_eval(args.spec, args.ckpt, args.K, args.device)
     if args.images is not None:
         return run_folder(args, model, saved)
-    if "Phi" not in tuple(model.operator_names):  # not block CS: the CS-MRI evaluation (operator P)
+    if sampling_operator(model.operator_names, only=False) is None:  # not block CS: CS-MRI (mask P)
         from ..data.mri import fits_mri
         from .mri import run_eval_command
         if not fits_mri(model.unfolded.program):
@@ -40,7 +42,7 @@ def run_eval(args: argparse.Namespace) -> int:
             raise ValueError(f"--ratio {args.ratio:g} means M={expected} measurements per block, but the "
                              f"checkpoint was trained with M={phi.shape[0]}")
         ref, src = load_phi(data_dir, args.ratio)
-        if "GENERATED" not in src and not _close(ref, phi):
+        if phi_file(data_dir, args.ratio) is not None and not _close(ref, phi):
             print(f"warning: the checkpoint's Phi differs from {src.split(' (')[0]}; measuring with the "
                   "checkpoint's Phi")
     images, source = load_test_images(data_dir)
@@ -64,7 +66,8 @@ def run_folder(args: argparse.Namespace, model, saved) -> int:
     from .loading import sampling_matrix
 
     protocol = (saved.get("imported") or {}).get("protocol") or {}
-    if "Phi" in tuple(model.operator_names):
+    block_cs = sampling_operator(model.operator_names, only=False) is not None
+    if block_cs:
         phi = sampling_matrix(model)
         what = f"block CS, Phi {phi.shape[0]}x{phi.shape[1]} ({100 * phi.shape[0] / phi.shape[1]:.1f}%)"
         if args.ratio is not None:
@@ -80,7 +83,7 @@ def run_folder(args: argparse.Namespace, model, saved) -> int:
                              f"({100 * P.mean():.1f}% sampled)")
     print(f"{model.spec_name} (K={model.K}) from {args.ckpt}: {what}")
     scores = evaluate_folder(model, args.images, ssim=args.ssim, protocol=protocol)
-    clip = protocol.get("clip", "Phi" in tuple(model.operator_names))
+    clip = protocol.get("clip", block_cs)
     print(f"PSNR and SSIM on the 0-255 scale, output {'clipped to [0, 1]' if clip else 'not clipped'}; "
           f"SSIM: {args.ssim} ({SSIM_VARIANTS[args.ssim][1]})")
     print(format_folder_table(scores))

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from ..data.blockcs import sampling_operator
 from ..train.metrics import psnr
 from ..train.metrics import ssim as gaussian_ssim
 
@@ -175,7 +176,7 @@ def evaluate_folder(model: torch.nn.Module, folder: str | os.PathLike, ssim: str
     if ssim not in SSIM_VARIANTS:
         raise ValueError(f"unknown SSIM variant {ssim!r}; choose {', '.join(SSIM_VARIANTS)}")
     ssim_fn = SSIM_VARIANTS[ssim][0]
-    block_cs = "Phi" in tuple(model.operator_names)
+    block_cs = sampling_operator(model.operator_names, only=False) is not None
     protocol = dict(protocol or {})
     clip = bool(protocol.get("clip", block_cs))
     magnitude = bool(protocol.get("magnitude", False))

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..api import check, compile as compile_spec
+from ..data.blockcs import sampling_operator
 from ..published import aliases_of
 from ..train.checkpoint import CheckpointError, load_checkpoint, state_dict_of
 
@@ -56,7 +57,7 @@ def _state_mismatch(model: torch.nn.Module, state: Mapping[str, Any], e: Excepti
 def sampling_matrix(model: torch.nn.Module) -> np.ndarray:
     """Φ of a compiled block-CS model (operator ``Phi`` or its only operator), float64."""
     names = tuple(model.operator_names)
-    name = "Phi" if "Phi" in names else (names[0] if len(names) == 1 else None)
+    name = sampling_operator(names)
     if name is None:
         raise KeyError(f"the model has no sampling operator Phi (operators: {', '.join(names)})")
     return getattr(model, name).detach().cpu().double().numpy()

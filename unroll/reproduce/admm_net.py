@@ -12,7 +12,6 @@ weights are the last ones (not the best on the held-out images, which would bias
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
@@ -27,6 +26,7 @@ from ..data.mri import MRITask, downsample, load_brain
 from ..evaluate.mri import evaluate_methods, write_pngs
 from ..train import TrainConfig, train
 from ..train.budget import parse_duration
+from ..train.logs import json_safe
 
 __all__ = [
     "PAPER_PSNR", "ReproductionConfig", "reproduce", "format_table", "add_arguments",
@@ -140,18 +140,8 @@ def reproduce(cfg: ReproductionConfig, log: Callable[[str], None] = print) -> di
         report["notes"].append(f"images downsampled to {cfg.size}x{cfg.size}: not comparable with the paper's 256x256")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(_finite(report), indent=1))
+    (out / "results.json").write_text(json.dumps(json_safe(report), indent=1))
     return report
-
-
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    return v
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import torch
 
 from ..api import compile as compile_spec
 from ..data import resolve_data_dir
-from ..data.blockcs import BlockCSTask, block_gram, cut_blocks, load_block_images, load_phi
+from ..data.blockcs import BlockCSTask, block_gram, cut_blocks, load_block_images, load_phi, phi_file
 from ..evaluate import evaluate_images
 from ..train import TrainConfig, train
 from ..train.budget import steps_for_budget
@@ -76,7 +76,8 @@ def reproduce_ista_net(cfg: ReproduceConfig, log: Callable[[str], None] = print)
         log(phi_source)
         for net in cfg.networks:
             task = BlockCSTask(phi, blocks, test_imgs, ratio=ratio, seed=cfg.seed, gram=gram,
-                               test_blocks=cfg.test_blocks, source=f"{phi_source}; {image_source}")
+                               test_blocks=cfg.test_blocks, source=f"{phi_source}; {image_source}",
+                               generated_phi=phi_file(data_dir, ratio) is None)
             model = compile_spec(f"zoo:{net}", K=cfg.K, **task.operators())
             steps = steps_for_budget(model, task, cfg.budget_s, cfg.batch_size, cfg.lr, 200, cfg.device)
             run_dir = out / f"{net}_r{_label(ratio)}"
@@ -92,7 +93,7 @@ def reproduce_ista_net(cfg: ReproduceConfig, log: Callable[[str], None] = print)
             paper = PAPER_TABLE1.get(net, {}).get(int(ratio)) if float(ratio).is_integer() else None
             row = {
                 "network": net, "ratio": ratio, "M": int(phi.shape[0]), "phi": phi_source,
-                "generated_phi": "GENERATED" in phi_source, "steps": result.steps, "planned_steps": steps,
+                "generated_phi": task.generated_phi, "steps": result.steps, "planned_steps": steps,
                 "train_seconds": round(result.elapsed, 1), "eval_seconds": round(time.monotonic() - t0, 1),
                 "final_loss": result.final_loss, "test_nmse_db": result.layer_nmse_db[-1],
                 "psnr": scores.mean_psnr, "ssim": scores.mean_ssim, "paper_psnr": paper,

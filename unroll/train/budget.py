@@ -30,7 +30,7 @@ def parse_duration(text: str | float | int | None) -> float | None:
         if not m:
             raise ValueError(f"expected a duration like 600s, 10m or 1h; got {text!r}")
         seconds = float(m.group(1)) * _UNITS[m.group(2) or ""]
-    if not seconds > 0:
+    if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"expected a duration like 600s, 10m or 1h; got {text!r}")
     return seconds
 

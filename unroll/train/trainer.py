@@ -8,24 +8,21 @@ The model is any module with the compiled-model contract (``input_names``, ``tar
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
-import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
 
-from .checkpoint import (BEST, LAST, CheckpointError, current_umask, capture_rng_state, load_checkpoint,
-                         restore_rng_state, save_checkpoint)
-from .distributed import LossModule, all_mean, any_flag, setup, shard
+from .checkpoint import (BEST, LAST, CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state,
+                         save_checkpoint)
+from .distributed import LossModule, World, all_mean, any_flag, setup, shard
+from .logs import write_logs
 
 __all__ = [
     "TrainConfig",
@@ -274,38 +271,6 @@ def load_model_state(model: nn.Module, path: str | os.PathLike) -> dict[str, Any
     return ckpt
 
 
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~current_umask())  # as open() would create it, not mkstemp's 0600
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def _write_logs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    """Rewrite ``log.csv`` and ``log.json`` from the rows (so a resumed run's logs stay consistent)."""
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(c for c, v in row.items() if c not in columns and not isinstance(v, (list, tuple)))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-    _write_text_atomic(out / "log.csv", buf.getvalue())
-    _write_text_atomic(out / "log.json", json.dumps(_json_safe({**meta, "rows": rows}), indent=1))
-
-
 def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, K: int, saved_K: int) -> None:
     now = config.to_dict()
     diffs = [
@@ -330,214 +295,259 @@ def _norm(v: Any) -> Any:
 def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = True) -> TrainResult:
     """Train ``model`` on ``task`` per ``config``; logs and checkpoints go to ``config.out_dir``.
 
-    Raises TrainingDiverged on NaN/Inf (weights restored from the last good checkpoint).
+    Raises TrainingDiverged on NaN/Inf (weights restored from the last good checkpoint). TF32
+    (``config.tf32``, CUDA only) is allowed for this run and switched back afterwards.
     """
-    from tqdm.auto import tqdm
-
-    cfg = config
     started = time.monotonic()
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {cfg.device!r} requested but CUDA is not available")
-    world = setup(cfg.device)
-    if world.distributed and cfg.device.startswith("cuda") and cfg.device == "cuda":
-        cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ.get('LOCAL_RANK', world.rank))}")
-    device = torch.device(cfg.device)
-    if cfg.tf32 and device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if hasattr(task, "bind"):
-        task = task.bind(model)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out / LAST, out / BEST
-    model.to(device)
-    dtype = _float_dtype(model)
-    project = getattr(model, "project_", None)
-    runner: nn.Module = LossModule(model)
-    if world.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-        runner = DistributedDataParallel(runner, find_unused_parameters=cfg.layerwise)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16"
-                else contextlib.nullcontext())
-    K = int(model.K)
-    stages = plan_stages(cfg, K, getattr(task, "train_size", None))
-    ends = [sum(s.steps for s in stages[: i + 1]) for i in range(len(stages))]
-    total = ends[-1] if ends else 0
-    test = _to_device(task.test_set(), device, dtype)
-    describe = task.describe() if hasattr(task, "describe") else type(task).__name__
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {config.device!r} requested but CUDA is not available")
+    world = setup(config.device)
+    if world.distributed and config.device == "cuda":  # one GPU per process
+        config = dataclasses.replace(config, device=f"cuda:{int(os.environ.get('LOCAL_RANK', world.rank))}")
+    with _tf32(config.tf32 and torch.device(config.device).type == "cuda"):
+        run = _Run(model, task, config, world, started)
+        run.resume()
+        return run.loop(progress)
 
-    step, rows, best, best_step = 0, [], math.inf, -1
-    loss_sum, loss_count, last_loss = 0.0, 0, None
-    ckpt = None
-    if cfg.resume and last_path.exists():
-        ckpt = load_checkpoint(last_path)
+
+@contextlib.contextmanager
+def _tf32(allowed: bool) -> Iterator[None]:
+    """TF32 matrix products allowed inside the block (when ``allowed``); the flags restored after."""
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    before = [f.allow_tf32 for f in flags]
+    if allowed:
+        for f in flags:
+            f.allow_tf32 = True
+    try:
+        yield
+    finally:
+        for f, b in zip(flags, before):
+            f.allow_tf32 = b
+
+
+class _Run:
+    """One training run's state (position, stage and optimizer, log rows, best score) and its
+    parts: ``resume``, ``step``, ``evaluate``, ``checkpoint``; ``loop`` drives them."""
+
+    def __init__(self, model: nn.Module, task: Any, cfg: TrainConfig, world: World, started: float) -> None:
+        self.cfg, self.world, self.started = cfg, world, started
+        self.device = torch.device(cfg.device)
+        self.task = task.bind(model) if hasattr(task, "bind") else task
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.last_path, self.best_path = self.out / LAST, self.out / BEST
+        model.to(self.device)
+        self.model, self.dtype = model, _float_dtype(model)
+        self.project = getattr(model, "project_", None)
+        self.runner: nn.Module = LossModule(model)
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+            self.runner = DistributedDataParallel(self.runner, find_unused_parameters=cfg.layerwise)
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.amp == "bf16"
+                         else contextlib.nullcontext())
+        self.K = int(model.K)
+        self.stages = plan_stages(cfg, self.K, getattr(self.task, "train_size", None))
+        self.ends = [sum(s.steps for s in self.stages[: i + 1]) for i in range(len(self.stages))]
+        self.total = self.ends[-1] if self.ends else 0
+        self.test = _to_device(self.task.test_set(), self.device, self.dtype)
+        self.describe = self.task.describe() if hasattr(self.task, "describe") else type(self.task).__name__
+        self.done, self.rows, self.best, self.best_step = 0, [], math.inf, -1
+        self.loss_sum, self.loss_count, self.last_loss = 0.0, 0, None
+        self.resumed_from: int | None = None
+        self.stage_idx, self.params, self.opt, self.sched = 0, [], None, None
+        self.layer_nmse: list[float] = []
+
+    def resume(self) -> None:
+        """Continue from last.pt when ``resume`` is set and it exists (same settings required), else
+        save a fresh last.pt, so a known-good state exists from the start; open the current stage."""
+        ckpt = self._load_last() if self.cfg.resume and self.last_path.exists() else None
+        self.stage_idx = self._stage_at(self.done)
+        if self.stage_idx < len(self.stages):
+            self._open_stage(self.stage_idx)
+            if ckpt is not None and ckpt.get("stage") == self.stage_idx and ckpt.get("optimizer") is not None:
+                self.opt.load_state_dict(ckpt["optimizer"])
+                self.sched.load_state_dict(ckpt["scheduler"])
+        if ckpt is None:
+            self.checkpoint(self.last_path)
+        if self.world.distributed:
+            torch.distributed.barrier()
+        self.layer_nmse = list(self.rows[-1]["layer_nmse_db"]) if self.rows else []
+
+    def _load_last(self) -> dict[str, Any]:
+        """Restore weights, RNG, position, log and scores from last.pt; CheckpointError if unusable."""
+        ckpt = load_checkpoint(self.last_path)
         try:
-            _check_resumable(ckpt["config"], cfg, K, int(ckpt["K"]))
-            model.load_state_dict(ckpt["model"])
+            _check_resumable(ckpt["config"], self.cfg, self.K, int(ckpt["K"]))
+            self.model.load_state_dict(ckpt["model"])
             restore_rng_state(ckpt["rng"])
-            step, rows = int(ckpt["step"]), list(ckpt["log"])
-            best, best_step = float(ckpt["best_nmse_db"]), int(ckpt["best_step"])
-            loss_sum, loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
-            last_loss = ckpt["last_loss"]
+            self.done, self.rows = int(ckpt["step"]), list(ckpt["log"])
+            self.best, self.best_step = float(ckpt["best_nmse_db"]), int(ckpt["best_step"])
+            self.loss_sum, self.loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
+            self.last_loss = ckpt["last_loss"]
         except (KeyError, TypeError, RuntimeError, IndexError, AttributeError) as e:
             what = f"lacks the entry {e.args[0]!r}" if isinstance(e, KeyError) else (
                 f"does not fit this model or run ({str(e).splitlines()[0][:200]})")
-            raise CheckpointError(f"{last_path}: cannot resume: the checkpoint {what}") from None
-        if not 0 <= step <= total:
-            raise CheckpointError(f"{last_path}: cannot resume: it claims step {step} of a "
-                                  f"{total}-step run")
-        if not _finite_weights(model):
-            raise CheckpointError(f"{last_path}: cannot resume: the saved weights are not finite")
-    resumed_from = step if ckpt is not None else None
+            raise CheckpointError(f"{self.last_path}: cannot resume: the checkpoint {what}") from None
+        if not 0 <= self.done <= self.total:
+            raise CheckpointError(f"{self.last_path}: cannot resume: it claims step {self.done} of a "
+                                  f"{self.total}-step run")
+        if not _finite_weights(self.model):
+            raise CheckpointError(f"{self.last_path}: cannot resume: the saved weights are not finite")
+        self.resumed_from = self.done
+        return ckpt
 
-    def stage_at(s: int) -> int:
-        return next((i for i, e in enumerate(ends) if s < e), len(stages))
+    def _stage_at(self, s: int) -> int:
+        return next((i for i, e in enumerate(self.ends) if s < e), len(self.stages))
 
-    stage_idx = stage_at(step)
-    params: list[nn.Parameter] = []
-    opt = sched = None
+    def _open_stage(self, i: int) -> None:
+        self.params, self.opt, self.sched = _make_optimizer(self.model, self.stages[i], self.cfg)
 
-    def open_stage(i: int) -> None:
-        nonlocal params, opt, sched
-        params, opt, sched = _make_optimizer(model, stages[i], cfg)
+    def loop(self, progress: bool) -> TrainResult:
+        """Step until done or out of time, evaluating and checkpointing on their schedules."""
+        from tqdm.auto import tqdm
 
-    if stage_idx < len(stages):
-        open_stage(stage_idx)
-        if ckpt is not None and ckpt.get("stage") == stage_idx and ckpt.get("optimizer") is not None:
-            opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
+        cfg, stopped = self.cfg, "completed"
+        bar = tqdm(total=self.total, initial=self.done, disable=not (progress and self.world.main),
+                   dynamic_ncols=True, desc="train")
+        try:
+            while self.done < self.total:
+                over_time = self.step(bar)
+                if (self.done % cfg.eval_every == 0 or self.done == self.total) and self.world.main:
+                    self.evaluate(bar)
+                if self.done % cfg.checkpoint_every == 0 or self.done == self.total or over_time:
+                    self.checkpoint(self.last_path)
+                if over_time and self.done < self.total:
+                    stopped = "time_budget"  # evaluated in result(), off the logging cycle
+                    self.layer_nmse = []
+                    break
+        finally:
+            bar.close()
+        return self.result(stopped)
 
-    def payload() -> dict[str, Any]:
+    def step(self, bar: Any) -> bool:
+        """One optimizer step (opening the next stage when due); returns whether time is up."""
+        cfg = self.cfg
+        if self.done >= self.ends[self.stage_idx]:
+            self.stage_idx = self._stage_at(self.done)
+            self._open_stage(self.stage_idx)
+        stage = self.stages[self.stage_idx]
+        if len(self.stages) > 1:
+            bar.set_description(stage.name)
+        gen = torch.Generator().manual_seed(cfg.seed * SEED_STRIDE + self.done)
+        batch = _to_device(shard(self.task.sample(cfg.batch_size, gen), self.world), self.device, self.dtype)
+        self.model.train()
+        with self.autocast:
+            loss = self.runner(batch, upto=stage.upto)
+        loss_value = all_mean(float(loss.detach()), self.world)
+        if not math.isfinite(loss_value):
+            self._diverge(self.done, f"loss is {loss_value}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip if cfg.grad_clip else math.inf)
+        if not math.isfinite(float(gnorm)):
+            self._diverge(self.done, f"gradient norm is {float(gnorm)}")
+        self.opt.step()
+        if self.project is not None:
+            self.project()  # projected constraints (positive, unit) back into their sets
+        self.sched.step()
+        self.done += 1
+        self.loss_sum, self.loss_count, self.last_loss = self.loss_sum + loss_value, self.loss_count + 1, loss_value
+        bar.update(1)
+        over_time = any_flag(cfg.time_budget is not None
+                             and time.monotonic() - self.started > cfg.time_budget, self.world)
+        if ((self.done % cfg.eval_every == 0 or self.done == self.total or over_time)
+                and not _finite_weights(self.model)):
+            self._diverge(self.done - 1, "the weights are not finite after the update", updated=True)
+        return over_time
+
+    def evaluate(self, bar: Any) -> None:
+        """Per-layer test NMSE now: a log row, best.pt when it improves, the logs rewritten."""
+        self.layer_nmse = nmse = evaluate_layers(self.model, self.test, self.cfg.eval_batch_size)
+        if not math.isfinite(nmse[-1]) and nmse[-1] != float("-inf"):
+            self._diverge(self.done - 1, f"the test NMSE is {nmse[-1]} (the outputs are not finite)",
+                          updated=True)
+        self.rows.append({
+            "step": self.done,
+            "stage": self.stages[self.stage_idx].name,
+            "lr": self.opt.param_groups[0]["lr"],
+            "train_loss": self.loss_sum / max(self.loss_count, 1),
+            "test_nmse_db": nmse[-1],
+            "layer_nmse_db": nmse,
+            **{f"nmse_db_L{k + 1}": v for k, v in enumerate(nmse)},
+        })
+        self.loss_sum, self.loss_count = 0.0, 0
+        bar.set_postfix(loss=f"{self.rows[-1]['train_loss']:.3g}", nmse_db=f"{nmse[-1]:.2f}")
+        if nmse[-1] < self.best:
+            self.best, self.best_step = nmse[-1], self.done
+            self.checkpoint(self.best_path)
+        write_logs(self.out, self.rows, self.meta("running"))
+
+    def checkpoint(self, path: Path) -> None:
+        """Save the whole run state to ``path``: one writer (rank 0), every rank reads the file."""
+        if self.world.main:
+            save_checkpoint(path, self.payload())
+
+    def payload(self) -> dict[str, Any]:
+        """What a checkpoint holds: enough to resume bit-identically."""
         return {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict() if opt is not None else None,
-            "scheduler": sched.state_dict() if sched is not None else None,
-            "stage": stage_idx,
-            "step": step,
-            "K": K,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict() if self.opt is not None else None,
+            "scheduler": self.sched.state_dict() if self.sched is not None else None,
+            "stage": self.stage_idx,
+            "step": self.done,
+            "K": self.K,
             "rng": capture_rng_state(),
-            "log": rows,
-            "config": cfg.to_dict(),
-            "best_nmse_db": best,
-            "best_step": best_step,
-            "loss_sum": loss_sum,
-            "loss_count": loss_count,
-            "last_loss": last_loss,
+            "log": self.rows,
+            "config": self.cfg.to_dict(),
+            "best_nmse_db": self.best,
+            "best_step": self.best_step,
+            "loss_sum": self.loss_sum,
+            "loss_count": self.loss_count,
+            "last_loss": self.last_loss,
         }
 
-    def meta(status: str) -> dict[str, Any]:
-        return {"config": cfg.to_dict(), "task": describe, "K": K, "total_steps": total, "status": status}
+    def meta(self, status: str) -> dict[str, Any]:
+        """The header of log.json."""
+        return {"config": self.cfg.to_dict(), "task": self.describe, "K": self.K, "total_steps": self.total,
+                "status": status}
 
-    def save(path: Path) -> None:
-        if world.main:  # one writer; every rank reads the same file on resume or divergence
-            save_checkpoint(path, payload())
+    def result(self, stopped: str) -> TrainResult:
+        """The final per-layer NMSE (evaluated now if the last step did not), final logs, the result."""
+        if not self.layer_nmse:
+            self.layer_nmse = evaluate_layers(self.model, self.test, self.cfg.eval_batch_size)
+        status = ("completed" if stopped == "completed"
+                  else f"stopped by time budget at step {self.done}/{self.total}")
+        if self.world.main:
+            write_logs(self.out, self.rows, self.meta(status))
+        if self.world.distributed:
+            torch.distributed.barrier()
+        return TrainResult(
+            steps=self.done,
+            total_steps=self.total,
+            stopped=stopped,
+            final_loss=self.last_loss,
+            layer_nmse_db=self.layer_nmse,
+            best_nmse_db=self.best,
+            best_step=self.best_step,
+            out_dir=self.out,
+            last_checkpoint=self.last_path,
+            best_checkpoint=self.best_path if self.best_path.exists() else None,
+            elapsed=time.monotonic() - self.started,
+            resumed_from=self.resumed_from,
+            log=self.rows,
+        )
 
-    if ckpt is None:
-        save(last_path)  # a known-good state exists from the start
-    if world.distributed:
-        torch.distributed.barrier()
-
-    layer_nmse: list[float] = list(rows[-1]["layer_nmse_db"]) if rows else []
-    stopped = "completed"
-    bar = tqdm(total=total, initial=step, disable=not (progress and world.main), dynamic_ncols=True,
-               desc="train")
-    try:
-        while step < total:
-            if step >= ends[stage_idx]:
-                stage_idx = stage_at(step)
-                open_stage(stage_idx)
-            stage = stages[stage_idx]
-            if len(stages) > 1:
-                bar.set_description(stage.name)
-            gen = torch.Generator().manual_seed(cfg.seed * SEED_STRIDE + step)
-            batch = _to_device(shard(task.sample(cfg.batch_size, gen), world), device, dtype)
-            model.train()
-            with autocast:
-                loss = runner(batch, upto=stage.upto)
-            loss_value = all_mean(float(loss.detach()), world)
-            if not math.isfinite(loss_value):
-                _diverge(model, last_path, out, rows, meta, step, stage, f"loss is {loss_value}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip else math.inf)
-            if not math.isfinite(float(gnorm)):
-                _diverge(model, last_path, out, rows, meta, step, stage, f"gradient norm is {float(gnorm)}")
-            opt.step()
-            if project is not None:
-                project()  # projected constraints (positive, unit) back into their sets
-            sched.step()
-            step += 1
-            loss_sum, loss_count, last_loss = loss_sum + loss_value, loss_count + 1, loss_value
-            bar.update(1)
-            over_time = any_flag(cfg.time_budget is not None
-                                 and time.monotonic() - started > cfg.time_budget, world)
-            if (step % cfg.eval_every == 0 or step == total or over_time) and not _finite_weights(model):
-                _diverge(model, last_path, out, rows, meta, step - 1, stage, "the weights are not finite "
-                         "after the update", updated=True)
-            if (step % cfg.eval_every == 0 or step == total) and world.main:
-                layer_nmse = evaluate_layers(model, test, cfg.eval_batch_size)
-                if not math.isfinite(layer_nmse[-1]) and layer_nmse[-1] != float("-inf"):
-                    _diverge(model, last_path, out, rows, meta, step - 1, stage,
-                             f"the test NMSE is {layer_nmse[-1]} (the outputs are not finite)",
-                             updated=True)
-                rows.append({
-                    "step": step,
-                    "stage": stage.name,
-                    "lr": opt.param_groups[0]["lr"],
-                    "train_loss": loss_sum / max(loss_count, 1),
-                    "test_nmse_db": layer_nmse[-1],
-                    "layer_nmse_db": layer_nmse,
-                    **{f"nmse_db_L{k + 1}": v for k, v in enumerate(layer_nmse)},
-                })
-                loss_sum, loss_count = 0.0, 0
-                bar.set_postfix(loss=f"{rows[-1]['train_loss']:.3g}", nmse_db=f"{layer_nmse[-1]:.2f}")
-                if layer_nmse[-1] < best:
-                    best, best_step = layer_nmse[-1], step
-                    save(best_path)
-                _write_logs(out, rows, meta("running"))
-            if step % cfg.checkpoint_every == 0 or step == total or over_time:
-                save(last_path)
-            if over_time and step < total:
-                stopped = "time_budget"  # evaluated below, off the logging cycle
-                layer_nmse = []
-                break
-    finally:
-        bar.close()
-    if not layer_nmse:
-        layer_nmse = evaluate_layers(model, test, cfg.eval_batch_size)
-    status = "completed" if stopped == "completed" else f"stopped by time budget at step {step}/{total}"
-    if world.main:
-        _write_logs(out, rows, meta(status))
-    if world.distributed:
-        torch.distributed.barrier()
-    return TrainResult(
-        steps=step,
-        total_steps=total,
-        stopped=stopped,
-        final_loss=last_loss,
-        layer_nmse_db=layer_nmse,
-        best_nmse_db=best,
-        best_step=best_step,
-        out_dir=out,
-        last_checkpoint=last_path,
-        best_checkpoint=best_path if best_path.exists() else None,
-        elapsed=time.monotonic() - started,
-        resumed_from=resumed_from,
-        log=rows,
-    )
-
-
-def _diverge(model, last_path: Path, out: Path, rows, meta, step: int, stage: Stage, what: str,
-             updated: bool = False):
-    """Restore the last good weights, record the failure in the logs and raise TrainingDiverged."""
-    good = load_model_state(model, last_path)
-    advice = ("Try a smaller learning rate (--lr), gradient clipping, or float64." if step > 0 or updated else
-              "This happened before any update, so the learning rate is not the cause: check the "
-              "data and operators for NaN/Inf or zeros, and the options (e.g. --snr).")
-    message = (
-        f"training diverged at step {step + 1} ({stage.name}, lr {stage.lr:g}): {what}. "
-        f"The model was restored from the last good checkpoint {last_path} (step {int(good['step'])}), "
-        f"which is kept. {advice}"
-    )
-    _write_logs(out, rows, meta(f"diverged: {message}"))
-    raise TrainingDiverged(message, step=step + 1, checkpoint=last_path)
+    def _diverge(self, step: int, what: str, updated: bool = False) -> None:
+        """Restore the last good weights, record the failure in the logs and raise TrainingDiverged."""
+        stage = self.stages[self.stage_idx]
+        good = load_model_state(self.model, self.last_path)
+        advice = ("Try a smaller learning rate (--lr), gradient clipping, or float64." if step > 0 or updated
+                  else "This happened before any update, so the learning rate is not the cause: check "
+                  "the data and operators for NaN/Inf or zeros, and the options (e.g. --snr).")
+        message = (
+            f"training diverged at step {step + 1} ({stage.name}, lr {stage.lr:g}): {what}. "
+            f"The model was restored from the last good checkpoint {self.last_path} (step {int(good['step'])}), "
+            f"which is kept. {advice}"
+        )
+        write_logs(self.out, self.rows, self.meta(f"diverged: {message}"))
+        raise TrainingDiverged(message, step=step + 1, checkpoint=self.last_path)
