@@ -160,3 +160,16 @@ def test_gmres_solves_a_nonsymmetric_system_on_lists_of_tensors(dtype):
     sol = torch.cat(u)
     torch.testing.assert_close(sol - apply_m(sol), g, rtol=0, atol=1e-8)
     assert rel <= 1e-10 and used < 200
+
+
+def test_layerwise_training_refuses_implicit_before_it_starts(tmp_path, capsys):
+    from unroll.cli.main import main
+    from unroll.train import TrainConfig, train
+    A, batch = _problem()
+    model = unroll.compile("zoo:lista", K=4, A=A, grad="implicit")
+    with pytest.raises(ValueError, match="layer-wise"):
+        train(model, None, TrainConfig(layerwise=True, out_dir=str(tmp_path / "api")), progress=False)
+    assert not (tmp_path / "api").exists()  # refused before the run folder or any data
+    out = tmp_path / "cli"
+    assert main(["train", "zoo:lista", "--layerwise", "--grad", "implicit", "--out", str(out)]) == 2
+    assert "--layerwise" in capsys.readouterr().err and not out.exists()

@@ -55,6 +55,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from .run_dir import check_settings, claim_out_dir, task_settings
     from .tasks import task_for
 
+    if args.layerwise and args.grad == "implicit":  # refused before any data is read
+        raise CLIError("--layerwise trains the loss at each layer k (upto=k), but --grad implicit "
+                       "differentiates the fixed point of the whole iteration; use --grad unroll or "
+                       "checkpoint with --layerwise")
     init = _read_init(args)
     program = load_program(args.spec, args.K)
     _check_gradients(program, args.allow_no_grad)

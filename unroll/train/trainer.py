@@ -299,6 +299,10 @@ def train(model: nn.Module, task: Any, config: TrainConfig, progress: bool = Tru
     (``config.tf32``, CUDA only) is allowed for this run and switched back afterwards.
     """
     started = time.monotonic()
+    if config.layerwise and getattr(getattr(model, "_run", None), "mode", None) == "implicit":
+        raise ValueError("layer-wise training needs the loss at each layer (upto=k), but grad='implicit' "
+                         "differentiates the fixed point of the whole iteration: use grad='unroll' or "
+                         "'checkpoint'")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {config.device!r} requested but CUDA is not available")
     world = setup(config.device)
