@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,7 +43,6 @@ class DemoConfig:
     seed: int = 0
     progress: bool = True
     pretrained: bool = False       # start from the shipped weights (unroll.zoo.pretrained) instead
-    log: list = field(default_factory=list)
 
 
 def demo_table(lista: list[float], ista: list[float], fista: list[float]) -> str:
@@ -114,7 +113,7 @@ def _baselines(cfg: "DemoConfig", task, test: dict, cache: Path
     if cache.is_file():
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved.get("key") == key and "objective" in saved:
-            _say(cfg, f"ISTA, FISTA: reusing {cfg.baseline_iters}-iteration curves from {cache}")
+            _say(f"ISTA, FISTA: reusing {cfg.baseline_iters}-iteration curves from {cache}")
             return saved["nmse_db"], saved["objective"]
     curves: dict[str, list[float]] = {}
     objective: dict[str, list[float]] = {}
@@ -124,17 +123,16 @@ def _baselines(cfg: "DemoConfig", task, test: dict, cache: Path
         solver = compile_spec(f"zoo:{name}", K=cfg.baseline_iters, device=cfg.device, **task.operators())
         curves[name.upper()] = [float(v) for v in evaluate_layers(solver, dev_test, batch_size=100)]
         objective[name.upper()] = objective_curve(solver, dev_test)
-        _say(cfg, f"{name.upper()}: {cfg.baseline_iters} iterations on the test set in "
-                  f"{time.monotonic() - t0:.0f}s")
+        _say(f"{name.upper()}: {cfg.baseline_iters} iterations on the test set in "
+             f"{time.monotonic() - t0:.0f}s")
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": key, "nmse_db": curves, "objective": objective}),
                      encoding="utf-8")
     return curves, objective
 
 
-def _say(cfg: DemoConfig, text: str) -> None:
+def _say(text: str) -> None:
     print(text, flush=True)
-    cfg.log.append(text)
 
 
 def _train(cfg: DemoConfig, task, out: Path):
@@ -143,13 +141,13 @@ def _train(cfg: DemoConfig, task, out: Path):
     steps = cfg.steps
     if steps is None:
         steps = steps_for_budget(model, task, cfg.time_budget, cfg.batch_size, cfg.lr, 100, cfg.device)
-    _say(cfg, f"training LISTA (K={cfg.K}) on {cfg.device} for {steps} steps "
-              f"(batch {cfg.batch_size}, Adam lr {cfg.lr:g}, cosine; budget {cfg.time_budget:.0f}s)")
+    _say(f"training LISTA (K={cfg.K}) on {cfg.device} for {steps} steps "
+         f"(batch {cfg.batch_size}, Adam lr {cfg.lr:g}, cosine; budget {cfg.time_budget:.0f}s)")
     tc = TrainConfig(lr=cfg.lr, batch_size=cfg.batch_size, steps=steps, time_budget=cfg.time_budget,
                      eval_every=100, checkpoint_every=max(steps, 1), device=cfg.device,
                      seed=cfg.seed, out_dir=str(out / "lista"))
     result = train(model, task, tc, progress=cfg.progress)
-    _say(cfg, f"trained {result.steps} steps in {result.elapsed:.0f}s")
+    _say(f"trained {result.steps} steps in {result.elapsed:.0f}s")
     return model, result
 
 
@@ -160,9 +158,9 @@ def _pretrained(cfg: DemoConfig, data_dir, task):
     model = pretrained("lista", data=data_dir, device=cfg.device)
     rec = model.pretrained_record
     nmse = evaluate_layers(model, {k: v.to(cfg.device) for k, v in task.test_set().items()})
-    _say(cfg, f"LISTA: shipped weights, K={rec['K']} ({rec['steps']} steps, "
-              f"{rec.get('cpu_minutes', '?')} CPU-minutes of `{rec.get('command', 'unroll train')}`), "
-              "no training")
+    _say(f"LISTA: shipped weights, K={rec['K']} ({rec['steps']} steps, "
+         f"{rec.get('cpu_minutes', '?')} CPU-minutes of `{rec.get('command', 'unroll train')}`), "
+         "no training")
     return model, SimpleNamespace(layer_nmse_db=nmse, steps=0, elapsed=0.0)
 
 
@@ -171,11 +169,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     faster of torch's thread count and 1 (a busy machine), and restores the count afterwards."""
     started = time.monotonic()
     data_dir, where = resolve_data_dir(cfg.data)
-    _say(cfg, where)
+    _say(where)
     before = torch.get_num_threads()
     with torch_threads(fastest_threads() if cfg.device == "cpu" else before) as threads:
         if threads != before:
-            _say(cfg, f"this CPU is busy: using {threads} torch thread (faster here than {before})")
+            _say(f"this CPU is busy: using {threads} torch thread (faster here than {before})")
         return _run(cfg, data_dir, started)
 
 
@@ -184,7 +182,7 @@ def _run(cfg: DemoConfig, data_dir: Path | None, started: float) -> dict:
     out = Path(cfg.out)
     extra = {} if cfg.n_test is None else {"n_test": cfg.n_test}
     task = SparseCodingTask.from_data_dir(data_dir, p=0.1, seed=cfg.seed, **extra)
-    _say(cfg, f"data: {task.describe()}")
+    _say(f"data: {task.describe()}")
     names = {"operator_names": ("A",), "input_names": ("y",), "target_names": ("x_star",)}
     task = task.bind(names)
     if cfg.pretrained:
@@ -199,7 +197,7 @@ def _run(cfg: DemoConfig, data_dir: Path | None, started: float) -> dict:
                   **objectives}
     n_test = next(iter(test.values())).shape[0]
     table = demo_table(lista, baselines["ISTA"], baselines["FISTA"])
-    _say(cfg, table)
+    _say(table)
     plot = plot_curves({"LISTA": lista, **baselines}, out / "nmse.png",
                        f"sparse coding {task.n}x{task.m}, p={task.p:g}, {n_test} test codes")
     objective_plot = plot_curves(objectives, out / "objective.png",
@@ -212,8 +210,8 @@ def _run(cfg: DemoConfig, data_dir: Path | None, started: float) -> dict:
         "total_seconds": round(time.monotonic() - started, 1),
     }
     (out / "nmse.json").write_text(json.dumps(numbers, indent=1), encoding="utf-8")
-    _say(cfg, f"plots: {plot}, {objective_plot}; numbers: {out / 'nmse.json'}; "
-              f"LISTA checkpoints and logs: {out / 'lista'}")
-    _say(cfg, f"demo took {numbers['total_seconds']:.0f}s")
+    _say(f"plots: {plot}, {objective_plot}; numbers: {out / 'nmse.json'}; "
+         f"LISTA checkpoints and logs: {out / 'lista'}")
+    _say(f"demo took {numbers['total_seconds']:.0f}s")
     return numbers
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .binding import TaskBindingError, spec_names
+from .checked import checked, read_mat
 from .images import load_folder, synthetic_images
 
 __all__ = [
@@ -98,7 +99,6 @@ def load_phi(data_dir: str | os.PathLike | None, ratio: float, seed: int = 0) ->
     n = BLOCK * BLOCK
     path = _phi_path(data_dir, ratio)
     if phi_file(data_dir, ratio) is not None:
-        from .checked import checked, read_mat
 
         phi = checked(read_mat(path, "phi"), path, "variable 'phi'", nonzero=True)
         if phi.ndim != 2 or phi.shape[1] != n:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MAX_DATA_BYTES", "MAX_IMAGE_PIXELS", "read_mat", "read_npy", "checked", "open_image"]
+__all__ = ["MAX_DATA_BYTES", "MAX_IMAGE_PIXELS", "read_mat", "read_mat_v73", "read_npy", "checked",
+           "open_image"]
 
 MAX_DATA_BYTES = 2 * 1024**3  # a data file larger than this is refused before reading
 MAX_IMAGE_PIXELS = 64 * 1024**2  # images above 64 megapixels are refused before decoding
@@ -22,6 +23,16 @@ def _size_ok(path: Path) -> None:
         raise ValueError(f"{path}: {size:,} bytes is over the {MAX_DATA_BYTES:,}-byte limit for data files")
 
 
+def read_mat_v73(path: str | os.PathLike, key: str) -> np.ndarray:
+    """One array of a MATLAB v7.3 (HDF5) file as float64, transposed back to MATLAB's layout."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if key not in f:
+            raise KeyError(f"{path}: no variable {key!r} (has {', '.join(f.keys())})")
+        return np.asarray(f[key], dtype=np.float64).T.copy()
+
+
 def read_mat(path: str | os.PathLike, key: str) -> np.ndarray:
     """Variable `key` of a MATLAB .mat file (v5 via scipy, v7.3 via h5py), as an array."""
     path = Path(path)
@@ -30,7 +41,6 @@ def read_mat(path: str | os.PathLike, key: str) -> np.ndarray:
     try:
         data = scipy.io.loadmat(str(path))
     except NotImplementedError:  # v7.3: an HDF5 file
-        from .mri import read_mat_v73
         try:
             return read_mat_v73(path, key)
         except KeyError as e:

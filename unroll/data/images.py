@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checked import open_image
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "luminance",
@@ -41,7 +43,6 @@ def luminance(rgb: np.ndarray, studio: bool = False) -> np.ndarray:
 
 def load_grey(path: str | os.PathLike, studio: bool = False) -> np.ndarray:
     """An image file as [h, w] float64 in [0, 1]: grey and palette images as is, RGB via :func:`luminance`."""
-    from .checked import open_image
 
     with open_image(path) as im:
         if im.mode in ("RGB", "RGBA") or (im.mode == "P" and _palette_is_colour(im)):

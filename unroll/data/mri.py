@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from .binding import bind_single_roles
+from .checked import checked, open_image, read_mat, read_mat_v73
 from .images import shepp_logan
 
 __all__ = [
     "MRI_SIZE",
     "PAPER_MASKS",
-    "read_mat_v73",
     "radial_mask",
     "resize_mask",
     "load_mask",
@@ -45,16 +45,6 @@ _DEFAULT_NAMES = {"operator": "P", "measurement": "y", "target": "x_star"}
 _ROLE_KINDS = {"operator": "operator_names", "measurement": "input_names", "target": "target_names"}
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 _GOLDEN_ANGLE = math.pi * (math.sqrt(5.0) - 1.0) / 2.0  # radial lines spread evenly for any count
-
-
-def read_mat_v73(path: str | os.PathLike, key: str) -> np.ndarray:
-    """One array of a MATLAB v7.3 (HDF5) file as float64, transposed back to MATLAB's layout."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        if key not in f:
-            raise KeyError(f"{path}: no variable {key!r} (has {', '.join(f.keys())})")
-        return np.asarray(f[key], dtype=np.float64).T.copy()
 
 
 def radial_mask(size: int, fraction: float) -> np.ndarray:
@@ -109,7 +99,6 @@ def load_mask(
     """
     path = Path(data_dir) / "mri" / "masks" / f"mask_{percent}.mat" if data_dir is not None else None
     if path is not None and path.is_file():
-        from .checked import checked, read_mat
         centred = checked(read_mat(path, "mask"), path, "variable 'mask'", nonzero=True)
         src = f"mask {path}"
     else:
@@ -144,7 +133,6 @@ def load_chest(data_dir: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
     files = sorted(folder.glob("im-*.mat"), key=_number)
     if not files:
         raise FileNotFoundError(f"no chest images im-*.mat in {folder}")
-    from .checked import checked, read_mat
     return [(p.stem, checked(read_mat(p, "im_ori"), p, "variable 'im_ori'")) for p in files]
 
 
@@ -157,7 +145,6 @@ def load_brain(data_dir: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
     if not files:
         raise FileNotFoundError(f"no brain test PNGs in {folder}")
     out = []
-    from .checked import open_image
     for p in files:
         with open_image(p) as im:
             out.append((p.stem, np.asarray(im.convert("L"), dtype=np.float64) / 255.0))

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .binding import TaskBindingError, bind_single_roles, spec_names
+from .checked import checked, read_mat, read_npy
 
 __all__ = ["gaussian_dictionary", "load_standard_problem", "SparseCodingTask"]
 
@@ -36,7 +37,6 @@ def load_standard_problem(
     sparse_dir = Path(data_dir) / "sparse" if data_dir is not None else None
     d_path = sparse_dir / "D.mat" if sparse_dir is not None else None
     if d_path is not None and d_path.is_file():
-        from .checked import checked, read_mat, read_npy
 
         A = checked(read_mat(d_path, "D"), d_path, "variable 'D'", nonzero=True)
         parts = [f"A from {d_path} ({A.shape[0]}x{A.shape[1]})"]

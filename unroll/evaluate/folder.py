@@ -15,6 +15,9 @@ import torch
 from ..data.blockcs import sampling_operator
 from ..train.metrics import psnr
 from ..train.metrics import ssim as gaussian_ssim
+from .blockcs import reconstruct_image
+from .loading import sampling_matrix
+from .mri import reconstruct
 
 __all__ = ["FOLDER_SUFFIXES", "SSIM_VARIANTS", "read_image", "list_images", "ssim_uniform",
            "FolderScore", "evaluate_folder", "format_folder_table"]
@@ -154,8 +157,7 @@ class FolderScore:
 
 
 def _mri_reconstruct(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
-    from .mri import reconstruct
-
+    """x̂ of one image measured by the model's own mask (the image must have the mask's size)."""
     name = model.operator_names[0]
     P = getattr(model, name).detach().cpu().double().numpy()
     if image.shape != P.shape:
@@ -170,8 +172,6 @@ def evaluate_folder(model: torch.nn.Module, folder: str | os.PathLike, ssim: str
     """Scores of ``model`` on every image of ``folder``: block CS (operator Phi, 33x33 blocks,
     zero-padded) or CS-MRI (one mask operator). ``protocol``: clip to [0, 1] (default True for
     block CS), magnitude |x̂| (default False); PSNR and SSIM on the 0-255 scale."""
-    from .blockcs import reconstruct_image
-    from .loading import sampling_matrix
 
     if ssim not in SSIM_VARIANTS:
         raise ValueError(f"unknown SSIM variant {ssim!r}; choose {', '.join(SSIM_VARIANTS)}")
