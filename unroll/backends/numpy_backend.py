@@ -5,14 +5,15 @@ lowering tables against each other.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
 
 from ..compiler.constraints import CONSTRAINTS
 from ..compiler.graph import Graph, NodeRecord
-from ..compiler.ops import OPS
-from ..compiler.unfold import Unfolded
+from ..compiler.unfold import Network
+from .walk import walk
 
 __all__ = ["evaluate", "NUMPY_OPS", "initial_parameters", "constrained", "project"]
 
@@ -22,10 +23,10 @@ def _axes(rec: NodeRecord) -> tuple[int, ...]:
 
 
 def _reduce(fn: Callable) -> Callable:
-    return lambda a, r, s: fn(a[0], _axes(s[0])) if s[0].shape else fn(a[0], ())
+    return lambda a, r, s, c: fn(a[0], _axes(s[0])) if s[0].shape else fn(a[0], ())
 
 
-def _matmul(a, r, s):
+def _matmul(a, r, s, c):
     x, y = a
     if s[1].batched and len(s[1].shape) == 1:
         return np.einsum("...ij,...j->...i", x, y)
@@ -37,30 +38,30 @@ def _softplus(x):
 
 
 NUMPY_OPS: dict[str, Callable] = {
-    "add": lambda a, r, s: a[0] + a[1],
-    "sub": lambda a, r, s: a[0] - a[1],
-    "mul": lambda a, r, s: a[0] * a[1],
-    "div": lambda a, r, s: a[0] / a[1],
-    "pow": lambda a, r, s: np.power(a[0], a[1]),
-    "neg": lambda a, r, s: -a[0],
+    "add": lambda a, r, s, c: a[0] + a[1],
+    "sub": lambda a, r, s, c: a[0] - a[1],
+    "mul": lambda a, r, s, c: a[0] * a[1],
+    "div": lambda a, r, s, c: a[0] / a[1],
+    "pow": lambda a, r, s, c: np.power(a[0], a[1]),
+    "neg": lambda a, r, s, c: -a[0],
     "matmul": _matmul,
-    "transpose": lambda a, r, s: np.swapaxes(a[0], -1, -2),
-    "soft": lambda a, r, s: np.sign(a[0]) * np.maximum(np.abs(a[0]) - a[1], 0.0),
-    "hard": lambda a, r, s: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
-    "hard_ste": lambda a, r, s: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
-    "hard_smooth": lambda a, r, s: a[0] / (1.0 + np.exp(-(np.abs(a[0]) - a[1]) / a[2])),
-    "relu": lambda a, r, s: np.maximum(a[0], 0.0),
-    "abs": lambda a, r, s: np.abs(a[0]),
-    "sign": lambda a, r, s: np.sign(a[0]),
-    "softplus": lambda a, r, s: _softplus(a[0]),
-    "sigmoid": lambda a, r, s: 1.0 / (1.0 + np.exp(-a[0])),
-    "tanh": lambda a, r, s: np.tanh(a[0]),
-    "sqrt": lambda a, r, s: np.sqrt(a[0]),
-    "exp": lambda a, r, s: np.exp(a[0]),
-    "log": lambda a, r, s: np.log(a[0]),
-    "clamp": lambda a, r, s: np.minimum(np.maximum(a[0], a[1]), a[2]),
-    "maximum": lambda a, r, s: np.maximum(a[0], a[1]),
-    "minimum": lambda a, r, s: np.minimum(a[0], a[1]),
+    "transpose": lambda a, r, s, c: np.swapaxes(a[0], -1, -2),
+    "soft": lambda a, r, s, c: np.sign(a[0]) * np.maximum(np.abs(a[0]) - a[1], 0.0),
+    "hard": lambda a, r, s, c: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
+    "hard_ste": lambda a, r, s, c: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
+    "hard_smooth": lambda a, r, s, c: a[0] / (1.0 + np.exp(-(np.abs(a[0]) - a[1]) / a[2])),
+    "relu": lambda a, r, s, c: np.maximum(a[0], 0.0),
+    "abs": lambda a, r, s, c: np.abs(a[0]),
+    "sign": lambda a, r, s, c: np.sign(a[0]),
+    "softplus": lambda a, r, s, c: _softplus(a[0]),
+    "sigmoid": lambda a, r, s, c: 1.0 / (1.0 + np.exp(-a[0])),
+    "tanh": lambda a, r, s, c: np.tanh(a[0]),
+    "sqrt": lambda a, r, s, c: np.sqrt(a[0]),
+    "exp": lambda a, r, s, c: np.exp(a[0]),
+    "log": lambda a, r, s, c: np.log(a[0]),
+    "clamp": lambda a, r, s, c: np.minimum(np.maximum(a[0], a[1]), a[2]),
+    "maximum": lambda a, r, s, c: np.maximum(a[0], a[1]),
+    "minimum": lambda a, r, s, c: np.minimum(a[0], a[1]),
     "sum": _reduce(lambda x, ax: np.sum(x, axis=ax)),
     "mean": _reduce(lambda x, ax: np.mean(x, axis=ax)),
     "norm1": _reduce(lambda x, ax: np.sum(np.abs(x), axis=ax)),
@@ -68,9 +69,9 @@ NUMPY_OPS: dict[str, Callable] = {
     "sqnorm": _reduce(lambda x, ax: np.sum(np.abs(x) ** 2, axis=ax)),
     "norm0": _reduce(lambda x, ax: np.sum(x != 0, axis=ax).astype(float)),
     "norminf": _reduce(lambda x, ax: np.max(np.abs(x), axis=ax)),
-    "opnorm": lambda a, r, s: np.linalg.norm(a[0], 2),
-    "mse": lambda a, r, s: np.mean(np.abs(a[0] - a[1]) ** 2),
-    "nmse": lambda a, r, s: np.sum(np.abs(a[0] - a[1]) ** 2) / np.sum(np.abs(a[1]) ** 2),
+    "opnorm": lambda a, r, s, c: np.linalg.norm(a[0], 2),
+    "mse": lambda a, r, s, c: np.mean(np.abs(a[0] - a[1]) ** 2),
+    "nmse": lambda a, r, s, c: np.sum(np.abs(a[0] - a[1]) ** 2) / np.sum(np.abs(a[1]) ** 2),
 }
 
 def _conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -138,21 +139,21 @@ def _diff_filters() -> np.ndarray:
 
 
 NUMPY_OPS.update({
-    "fft2": lambda a, r, s: np.fft.fft2(a[0], norm="ortho"),
-    "ifft2": lambda a, r, s: np.fft.ifft2(a[0], norm="ortho"),
-    "real": lambda a, r, s: np.real(a[0]),
-    "imag": lambda a, r, s: np.imag(a[0]),
-    "conj": lambda a, r, s: np.conj(a[0]),
-    "complex": lambda a, r, s: a[0] + 1j * a[1],
-    "cconv": lambda a, r, s: np.real(np.fft.ifft2(
+    "fft2": lambda a, r, s, c: np.fft.fft2(a[0], norm="ortho"),
+    "ifft2": lambda a, r, s, c: np.fft.ifft2(a[0], norm="ortho"),
+    "real": lambda a, r, s, c: np.real(a[0]),
+    "imag": lambda a, r, s, c: np.imag(a[0]),
+    "conj": lambda a, r, s, c: np.conj(a[0]),
+    "complex": lambda a, r, s, c: a[0] + 1j * a[1],
+    "cconv": lambda a, r, s, c: np.real(np.fft.ifft2(
         _otf(a[0], *a[1].shape[-2:]) * np.expand_dims(np.fft.fft2(a[1]), -3))),
-    "cconv_t": lambda a, r, s: np.real(np.fft.ifft2(
+    "cconv_t": lambda a, r, s, c: np.real(np.fft.ifft2(
         np.conj(_otf(a[0], *a[1].shape[-2:])) * np.fft.fft2(a[1]))).sum(axis=-3),
-    "otf": lambda a, r, s: _otf(a[0], *r.shape[-2:]),
-    "sum_l": lambda a, r, s: np.sum(a[0], axis=-len(s[0].shape)),
-    "bank": lambda a, r, s: np.einsum("rl,rab->lab", a[0], a[1]),
-    "nonzero": lambda a, r, s: np.where(a[0] == 0, a[1], a[0]),
-    "plf": lambda a, r, s: _plf(a[0], a[1], a[2], a[3], -len(s[0].shape)),
+    "otf": lambda a, r, s, c: _otf(a[0], *r.shape[-2:]),
+    "sum_l": lambda a, r, s, c: np.sum(a[0], axis=-len(s[0].shape)),
+    "bank": lambda a, r, s, c: np.einsum("rl,rab->lab", a[0], a[1]),
+    "nonzero": lambda a, r, s, c: np.where(a[0] == 0, a[1], a[0]),
+    "plf": lambda a, r, s, c: _plf(a[0], a[1], a[2], a[3], -len(s[0].shape)),
 })
 
 def _arr(v) -> np.ndarray:
@@ -161,11 +162,32 @@ def _arr(v) -> np.ndarray:
     return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
 
 
-_CONSTRUCT = {
-    "grid": lambda rec: np.linspace(rec.attrs[1], rec.attrs[2], rec.attrs[0]),
-    "dct_filters": lambda rec: _dct_filters(*rec.attrs),
-    "diff_filters": lambda rec: _diff_filters(),
-}
+def _expand(a, r, s, c):
+    """A value broadcast to the node's shape (a per-sample value along new leading axes)."""
+    v, src = a[0], s[0].shape
+    if not r.batched:
+        return np.broadcast_to(v, r.shape).copy()
+    lead = (-1,) + (1,) * (len(r.shape) - len(src)) + tuple(src)
+    return np.broadcast_to(np.reshape(v, lead), (v.shape[0],) + tuple(r.shape))
+
+
+def _block_call(a, r, s, c):
+    name, layer = r.attrs
+    key = name if layer is None else f"{name}_{layer}"
+    return _block(c.blocks[name], a[0], c.params, key, c.residual[name])
+
+
+NUMPY_OPS.update({
+    "zeros": lambda a, r, s, c: np.zeros(r.shape, dtype=complex if r.dtype == "complex" else float),
+    "identity": lambda a, r, s, c: np.eye(r.shape[0]),
+    "grid": lambda a, r, s, c: np.linspace(r.attrs[1], r.attrs[2], r.attrs[0]),
+    "dct_filters": lambda a, r, s, c: _dct_filters(*r.attrs),
+    "diff_filters": lambda a, r, s, c: _diff_filters(),
+    "expand": _expand,
+    "block": _block_call,
+    "reshape": lambda a, r, s, c: a[0].reshape((a[0].shape[0],) + tuple(r.shape) if r.batched else r.shape),
+    "batch_mean": lambda a, r, s, c: np.mean(a[0]),
+})
 
 _USE = {"project": lambda v, c: np.clip(v, c.lo, c.hi), "softplus": lambda v, c: _softplus(v),
         "sigmoid": lambda v, c: 1 / (1 + np.exp(-v))}
@@ -194,51 +216,48 @@ def _lift(v: np.ndarray, rec: NodeRecord, nd: int) -> np.ndarray:
     return np.reshape(v, (v.shape[0],) + (1,) * (nd - len(rec.shape)) + tuple(rec.shape))
 
 
-def _run(g: Graph, env: dict[str, np.ndarray], blocks=None, params=None, residual=None
-         ) -> dict[str, np.ndarray]:
-    for n in g:
-        if n in env:
-            continue
-        rec = g[n]
-        if rec.op == "number":
-            env[n] = np.float64(rec.attrs[0])
-        elif rec.op == "zeros":
-            env[n] = np.zeros(rec.shape, dtype=complex if rec.dtype == "complex" else float)
-        elif rec.op in _CONSTRUCT:
-            env[n] = _CONSTRUCT[rec.op](rec)
-        elif rec.op == "identity":
-            env[n] = np.eye(rec.shape[0])
-        elif rec.op == "expand":
-            v = env[rec.args[0]]
-            src = g[rec.args[0]].shape  # a per-sample value broadcast along new leading axes
-            lead = (-1,) + (1,) * (len(rec.shape) - len(src)) + tuple(src)
-            env[n] = (np.broadcast_to(np.reshape(v, lead), (v.shape[0],) + tuple(rec.shape))
-                      if rec.batched
-                      else np.broadcast_to(v, rec.shape).copy())
-        elif rec.op == "block":
-            name, layer = rec.attrs
-            key = name if layer is None else f"{name}_{layer}"
-            env[n] = _block(blocks[name], env[rec.args[0]], params, key, residual[name])
-        elif rec.op == "reshape":
-            v = env[rec.args[0]]
-            env[n] = v.reshape((v.shape[0],) + tuple(rec.shape) if rec.batched else rec.shape)
-        elif rec.op == "batch_mean":
-            env[n] = np.mean(env[rec.args[0]])
-        elif rec.op in ("state", "target", "input", "operator", "const", "param"):
-            continue  # a leaf this evaluation does not use
-        else:
-            args = [env[a] for a in rec.args]
-            if rec.batched and rec.op in OPS and OPS[rec.op].rule == "elementwise":
-                args = [_lift(v, g[a], len(rec.shape)) for v, a in zip(args, rec.args)]
-            env[n] = NUMPY_OPS[rec.op](args, rec, [g[a] for a in rec.args])
-    return env
+@dataclass(frozen=True)
+class _Blocks:
+    """What the `block` entry reads: block layers, their weights by '<block>[_<k>].<i>.<name>', and
+    whether each block is residual."""
+
+    blocks: Mapping
+    params: Mapping
+    residual: Mapping
+
+
+class _Eval:
+    """The NumPy side of the shared walk (backends/walk.py): values are float64 arrays; leaves not
+    given in the environment are not used by this evaluation."""
+
+    table = NUMPY_OPS
+
+    def __init__(self, ctx: _Blocks | None = None):
+        self.ctx = ctx
+
+    def number(self, rec: NodeRecord) -> np.float64:
+        return np.float64(rec.attrs[0])
+
+    def leaf(self, node: str, rec: NodeRecord) -> None:
+        return None
+
+    def lift(self, v: np.ndarray, rec: NodeRecord, nd: int) -> np.ndarray:
+        return _lift(v, rec, nd)
+
+    def emit(self, i: int, node: str, rec: NodeRecord, value):
+        return value
+
+
+def _run(g: Graph, env: dict[str, np.ndarray], ctx: _Blocks | None = None) -> dict[str, np.ndarray]:
+    """Evaluate every node of `g` not in `env` (its leaves are given there)."""
+    return walk(g, g, env, _Eval(ctx))
 
 
 # ---- matrix-free operators: the given callables, called on float64 tensors (or arrays) ----
 _LINOPS: dict[str, object] = {}  # name -> the object given to evaluate (set per call)
 
 
-def _is_linop(u: Unfolded, name: str) -> bool:
+def _is_linop(u: Network, name: str) -> bool:
     t = u.program.operators.get(name)
     return t is not None and t.in_shape is not None
 
@@ -257,13 +276,13 @@ def _linop_call(name: str, adjoint: bool, x: np.ndarray) -> np.ndarray:
     return out.astype(np.float64)
 
 
-def _linop_apply(a, r, s):
+def _linop_apply(a, r, s, c):
     x = a[0]
     return _linop_call(r.attrs[0], r.attrs[1], x if s[0].batched else x[None])[
         slice(None) if s[0].batched else 0]
 
 
-def _linop_norm(a, r, s, iters: int = 1000) -> np.float64:
+def _linop_norm(a, r, s, c, iters: int = 1000) -> np.float64:
     """Power iteration on A'A from the same fixed start as the torch backend."""
     import torch
     name, shape = r.attrs
@@ -284,7 +303,7 @@ def _linop_norm(a, r, s, iters: int = 1000) -> np.float64:
 NUMPY_OPS.update({"linop_apply": _linop_apply, "linop_norm": _linop_norm})
 
 
-def initial_parameters(u: Unfolded, operators: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def initial_parameters(u: Network, operators: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every learnable's initial value (constraints applied), keyed by forward-graph node."""
     b = u.build
     _LINOPS.update({k: v for k, v in operators.items() if _is_linop(u, k)})
@@ -295,7 +314,7 @@ def initial_parameters(u: Unfolded, operators: Mapping[str, np.ndarray]) -> dict
             for node, info in u.params.items()}  # blocks are random: pass their weights
 
 
-def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
+def evaluate(u: Network, operators: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
              params: Mapping[str, np.ndarray] | None = None, targets: Mapping | None = None) -> dict:
     """Run the network in float64: returns {'output', 'layers', 'states', 'loss'}.
 
@@ -322,7 +341,7 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
             env[n] = b[u.consts[rec.attrs[0]]]
         elif rec.op == "param":
             env[n] = np.asarray(params[n], dtype=np.float64)
-    env = _run(g, env, u.blocks, params, {n: b.residual for n, b in u.program.blocks.items()})
+    env = _run(g, env, _Blocks(u.blocks, params, {n: b.residual for n, b in u.program.blocks.items()}))
     first = u.program.outputs[0]
     out = {"output": env[u.state_nodes[u.K][first]],
            "layers": [env[u.state_nodes[k][first]] for k in range(1, u.K + 1)],
@@ -360,7 +379,7 @@ def evaluate(u: Unfolded, operators: Mapping[str, np.ndarray], inputs: Mapping[s
     return out
 
 
-def _layer_param(u: Unfolded, name: str, k: int) -> str:
+def _layer_param(u: Network, name: str, k: int) -> str:
     """The forward-graph node of layer k's copy of the per-layer learnable `name` (its last copy
     when a `finally` layer k does not use it)."""
     k = min(k, u.copies.get(name, u.K) - 1)
@@ -374,7 +393,7 @@ def _indicator(ok: np.ndarray, nd: int) -> np.ndarray:
     return np.where(ok, 0.0, np.inf)
 
 
-def _solve(a, r, s):
+def _solve(a, r, s, c):
     H, b = a
     if len(s[1].shape) == 1:
         return np.linalg.solve(H, b[..., None])[..., 0]
@@ -392,7 +411,7 @@ def _join(a, r, s, stack: bool):
     return np.stack(xs, axis) if stack else np.concatenate(xs, axis)
 
 
-def _embed(a, r, s):
+def _embed(a, r, s, c):
     idx = tuple(it[1] if it[0] == "at" else slice(it[1], it[2]) for it in r.attrs[0])
     lead = (a[0].shape[0],) if r.batched else ()
     z = np.zeros(lead + tuple(r.shape), dtype=np.asarray(a[0]).dtype)
@@ -400,7 +419,7 @@ def _embed(a, r, s):
     return z
 
 
-def _slice(a, r, s):
+def _slice(a, r, s, c):
     idx = tuple(it[1] if it[0] == "at" else slice(it[1], it[2]) for it in r.attrs[0])
     return a[0][((slice(None),) if s[0].batched else ()) + idx]
 
@@ -424,14 +443,14 @@ def _diff_t(p: np.ndarray, axis: int) -> np.ndarray:
 
 
 NUMPY_OPS.update({
-    "cat": lambda a, r, s: _join(a, r, s, False),
-    "stack": lambda a, r, s: _join(a, r, s, True),
+    "cat": lambda a, r, s, c: _join(a, r, s, False),
+    "stack": lambda a, r, s, c: _join(a, r, s, True),
     "slice": _slice,
     "embed": _embed,
-    "diff": lambda a, r, s: _diff(a[0], r.attrs[0] - len(r.shape)),
-    "diff_t": lambda a, r, s: _diff_t(a[0], r.attrs[0] - len(r.shape)),
-    "nonneg": lambda a, r, s: _indicator(a[0] >= 0, len(s[0].shape)),
-    "box": lambda a, r, s: _indicator((a[0] >= a[1]) & (a[0] <= a[2]), len(s[0].shape)),
+    "diff": lambda a, r, s, c: _diff(a[0], r.attrs[0] - len(r.shape)),
+    "diff_t": lambda a, r, s, c: _diff_t(a[0], r.attrs[0] - len(r.shape)),
+    "nonneg": lambda a, r, s, c: _indicator(a[0] >= 0, len(s[0].shape)),
+    "box": lambda a, r, s, c: _indicator((a[0] >= a[1]) & (a[0] <= a[2]), len(s[0].shape)),
     "solve": _solve,
-    "vdot": lambda a, r, s: np.sum(np.conj(a[0]) * a[1], axis=_axes(s[0]), keepdims=True),
+    "vdot": lambda a, r, s, c: np.sum(np.conj(a[0]) * a[1], axis=_axes(s[0]), keepdims=True),
 })

@@ -13,27 +13,16 @@ import torch
 
 from .._version import __version__
 from ..compiler.graph import Graph, Namespace
-from ..compiler.ops import OPS
 from ..compiler.unfold import Network
 from ..compiler.constraints import CONSTRAINTS
 from .torch_ops import HELPERS, TORCH_OPS, literal
-from .torch_runtime import BASE, BASE_WITH_OBJECTIVE, RUNTIME, runtime_names
+from .torch_runtime import BASE, BASE_WITH_OBJECTIVE, RUNTIME, attr_name
+from .walk import walk
 
 __all__ = ["Generated", "generate", "attr_name", "use_param"]
 
-_MODULE_NAMES = {"loss", "K", "input_names", "target_names", "output_names", "operator_names",
-                 "state_names", "layers", "parameter_values", "layer_parameters",
-                 "shared_parameters", "spec_name", "generated",
-                 # set on the module after it is built, or methods only some modules have:
-                 "unfolded", "objective", "project_", "training", "forward"} | runtime_names()
 _NS = Namespace()  # for `safe` only: hands out no names
 _CTX = {"dtype": "_dtype", "device": "_device"}  # dtype and device in the forward methods
-
-
-def attr_name(name: str) -> str:
-    """The attribute a spec name gets on the module (a suffix avoids nn.Module's own names)."""
-    safe = _NS.safe(name)
-    return safe + "_" if hasattr(torch.nn.Module, safe) or safe in _MODULE_NAMES else safe
 
 
 def _printable(text: str) -> str:
@@ -60,48 +49,6 @@ class _Writer:
         self.lines.append(line)
         if node is not None:
             self.line_map[len(self.lines)] = (node, span)
-
-
-def _expr(g: Graph, node: str, names: dict[str, str], ctx: dict[str, str]) -> str:
-    """The expression computing `node` from its already-named arguments."""
-    rec = g[node]
-    args = [names[a] for a in rec.args]
-    shape = "(" + "".join(f"{d}, " for d in rec.shape) + ")"
-    dtype = ctx["dtype"] if rec.dtype == "real" else f"_complex_of({ctx['dtype']})"
-    if rec.op == "zeros":
-        return f"torch.zeros({shape}, dtype={dtype}, device={ctx['device']})"
-    if rec.op == "grid":
-        n, lo, hi = rec.attrs
-        return f"torch.linspace({literal(lo)}, {literal(hi)}, {n}, dtype={dtype}, device={ctx['device']})"
-    if rec.op == "dct_filters":
-        order = f", {rec.attrs[1]!r}" if rec.attrs[1:] == ("F",) else ""
-        return f"_dct_filters({rec.attrs[0]}, {dtype}, {ctx['device']}{order})"
-    if rec.op == "diff_filters":
-        return f"_diff_filters({dtype}, {ctx['device']})"
-    if rec.op == "linop_norm":
-        shape = "(" + "".join(f"{d}, " for d in rec.attrs[1]) + ")"
-        return f"_linop_norm(self._linop_{_NS.safe(rec.attrs[0])}, {shape}, {ctx['dtype']}, {ctx['device']})"
-    if rec.op == "linop_apply":
-        f = f"self._linop_{_NS.safe(rec.attrs[0])}[{int(rec.attrs[1])}]"
-        return f"{f}({args[0]})" if g[rec.args[0]].batched else f"{f}({args[0]}[None])[0]"
-    if rec.op == "identity":
-        return f"torch.eye({rec.shape[0]}, dtype={ctx['dtype']}, device={ctx['device']})"
-    if rec.op == "block":
-        name, layer = rec.attrs
-        where = f"self.{attr_name(name)}" if layer is None else f"self.layers[{layer}].{attr_name(name)}"
-        return f"{where}({args[0]})"
-    if rec.op == "embed":  # zeros of the node's dtype, also when the cotangent is a number
-        return TORCH_OPS["embed"](args + [dtype, ctx["device"]], rec, [g[a] for a in rec.args])
-    if rec.op == "expand":
-        if rec.batched:  # a per-sample value broadcast along new leading axes
-            src = g[rec.args[0]]
-            lead = ", ".join(["-1"] + ["1"] * (len(rec.shape) - len(src.shape))
-                             + [str(d) for d in src.shape])
-            return f"{args[0]}.reshape({lead}).expand(-1, *{shape})"
-        return f"_full({args[0]}, {shape}, {ctx['dtype']}, {ctx['device']})"
-    if rec.batched and rec.op in OPS and OPS[rec.op].rule == "elementwise":
-        args = [_lift(a, g[x], len(rec.shape)) for a, x in zip(args, rec.args)]
-    return TORCH_OPS[rec.op](args, rec, [g[a] for a in rec.args])
 
 
 def _lift(expr: str, rec, nd: int) -> str:
@@ -151,31 +98,51 @@ def _deaths(g: Graph, nodes: list[str], keep: set[str], layer_states: dict[str, 
     return out
 
 
-def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str], indent: int,
-          on_layer=None, guarded: frozenset = frozenset(), deaths: dict | None = None) -> None:
-    """Write one assignment per computing node; `on_layer(k)` is called as layer k ends. Nodes in
-    `guarded` (needed only by aux loss terms) are computed only when `aux` is true; `deaths`
-    (position -> names) frees intermediates after their last use, as a hand-written loop would."""
-    current = None
-    for i, n in enumerate(nodes):
-        rec = g[n]
-        if rec.op == "number":
-            names[n] = literal(rec.attrs[0])
-            continue
-        if n in names:
-            continue
-        if on_layer is not None and rec.layer is not None and rec.layer != current:
+class _Emit:
+    """The torch side of the shared walk (backends/walk.py): a value is the name or literal it is
+    written as; each node becomes one assignment line. `on_layer(k)` is called as layer k ends;
+    nodes in `guarded` (needed only by aux loss terms) are computed only when `aux` is true;
+    `deaths` (position -> names) frees intermediates after their last use, as a hand-written loop
+    would; `bind(node, record)` writes a leaf's value and returns its name."""
+
+    table = TORCH_OPS
+
+    def __init__(self, w: _Writer, names: dict[str, str], ctx: dict, indent: int, on_layer=None,
+                 guarded: frozenset = frozenset(), deaths: dict | None = None, bind=None):
+        self.w, self.names, self.ctx, self.indent = w, names, ctx, indent
+        self.on_layer, self.guarded, self.deaths, self.bind = on_layer, guarded, deaths or {}, bind
+        self.current: int | None = None
+
+    def number(self, rec) -> str:
+        return literal(rec.attrs[0])
+
+    def leaf(self, node: str, rec) -> str | None:
+        return None if self.bind is None else self.bind(node, rec)
+
+    def lift(self, expr: str, rec, nd: int) -> str:
+        return _lift(expr, rec, nd)
+
+    def emit(self, i: int, n: str, rec, expr: str) -> str:
+        if self.on_layer is not None and rec.layer is not None and rec.layer != self.current:
             if rec.layer > 0:
-                on_layer(rec.layer - 1)  # closes every earlier layer, also those with no node
-            current = rec.layer
-        names[n] = n
-        expr = _expr(g, n, names, ctx)
-        w(f"{n} = {expr} if aux else None" if n in guarded else f"{n} = {expr}", indent, n, rec.span)
-        dead = [d for d in (deaths or {}).get(i, []) if names.get(d) == d]
+                self.on_layer(rec.layer - 1)  # closes every earlier layer, also those with no node
+            self.current = rec.layer
+        line = f"{n} = {expr} if aux else None" if n in self.guarded else f"{n} = {expr}"
+        self.w(line, self.indent, n, rec.span)
+        dead = [d for d in self.deaths.get(i, []) if self.names.get(d) == d]
         if dead:
-            w(f"del {', '.join(dead)}", indent)
-    if on_layer is not None and current is not None:
-        on_layer(current)
+            self.w(f"del {', '.join(dead)}", self.indent)
+        return n
+
+
+def _body(w: _Writer, g: Graph, nodes, names: dict[str, str], ctx: dict[str, str], indent: int,
+          on_layer=None, guarded: frozenset = frozenset(), deaths: dict | None = None,
+          bind=None) -> None:
+    """Write `nodes` of `g` through the shared walk, one assignment per computing node (see _Emit)."""
+    low = _Emit(w, names, ctx, indent, on_layer, guarded, deaths, bind)
+    walk(g, nodes, names, low)
+    if on_layer is not None and low.current is not None:
+        on_layer(low.current)
 
 
 def generate(u: Network, class_name: str | None = None, layered: bool = False) -> Generated:
@@ -338,13 +305,13 @@ def _write_run(w: _Writer, u: Network) -> tuple[set, list, frozenset]:
     w(f"_dtype, _device = {ref}.real.dtype, {ref}.device" if ref else
       "_dtype, _device = torch.get_default_dtype(), None", 2)
     live = _live(g, [n for st in u.state_nodes[1:] for n in st.values()])
-    for n in g:
-        rec = g[n]
-        if rec.op == "input":
-            names[n] = _NS.safe(rec.attrs[0])
-        elif n in live and rec.op in ("operator", "const", "param"):
-            names[n] = n
-            w(f"{n} = {_leaf_attr(u, rec, n)}", 2, n, rec.span)
+    names.update({n: _NS.safe(g[n].attrs[0]) for n in g if g[n].op == "input"})
+
+    def bind(n: str, rec) -> str:
+        w(f"{n} = {_leaf_attr(u, rec, n)}", 2, n, rec.span)
+        return n
+    _body(w, g, [n for n in g if n in live and g[n].op in ("operator", "const", "param")], names,
+          _CTX, 2, bind=bind)
     w("_layers = []", 2)
 
     def state_tuple(k: int) -> str:
@@ -418,33 +385,31 @@ def _write_cost(w: _Writer, u: Network) -> None:
 
 
 def _side(w: _Writer, u: Network, g: Graph, result: str, leaf, layer: str = "0") -> str:
-    """Write a side graph (loss, objective): its leaves (states, targets and inputs through
-    `leaf(record)`; operators, consts and learnables from the module, a per-layer learnable
-    from layer `layer`, a Python expression) and its nodes."""
+    """Write a side graph (loss, objective) through the shared walk: states, targets and inputs
+    bound by `leaf(record)`; operators, consts and learnables read from the module (a per-layer
+    learnable from layer `layer`, a Python expression)."""
+    def bind(n: str, rec) -> str:
+        text = leaf(rec) if rec.op in ("state", "target", "input") else _side_attr(u, rec, layer)
+        if text != n:
+            w(f"{n} = {text}", 2)
+        return n
     names: dict[str, str] = {}
     live = _live(g, [result])
-    for n in g:
-        rec = g[n]
-        if n not in live:
-            continue
-        if rec.op in ("state", "target", "input"):
-            names[n] = n
-            if leaf(rec) != n:
-                w(f"{n} = {leaf(rec)}", 2)
-        elif rec.op in ("operator", "const"):
-            names[n] = n
-            w(f"{n} = self.{attr_name(rec.attrs[0])}", 2)
-        elif rec.op == "param":
-            lrn = u.program.learnables[rec.attrs[0]]
-            names[n] = n
-            where = "self." + attr_name(rec.attrs[0])
-            if lrn.tying == "per_layer":
-                n_copies = u.copies.get(rec.attrs[0], u.K)  # fewer when `finally` does not use it
-                at = layer if n_copies == u.K else f"min({layer}, {n_copies - 1})"
-                where = f"self.layers[{at}].{attr_name(rec.attrs[0])}"
-            w(f"{n} = {use_param(where, lrn.constraint)}", 2)
-    _body(w, g, [n for n in g if n in live and n not in names], names, _CTX, 2)
+    _body(w, g, [n for n in g if n in live], names, _CTX, 2, bind=bind)
     return names[result]
+
+
+def _side_attr(u: Network, rec, layer: str) -> str:
+    """An operator, const or learnable of a side graph, read from the module."""
+    where = "self." + attr_name(rec.attrs[0])
+    if rec.op != "param":
+        return where
+    lrn = u.program.learnables[rec.attrs[0]]
+    if lrn.tying == "per_layer":
+        n_copies = u.copies.get(rec.attrs[0], u.K)  # fewer when `finally` does not use it
+        at = layer if n_copies == u.K else f"min({layer}, {n_copies - 1})"
+        where = f"self.layers[{at}].{attr_name(rec.attrs[0])}"
+    return use_param(where, lrn.constraint)
 
 
 def _bound(v: float | None) -> str:

@@ -1,16 +1,21 @@
-"""How each op is written in generated PyTorch code: one table entry per op.
+"""How each op is written in generated PyTorch code: one table entry per op name (every op of
+compiler.ops.OPS, plus the zeros, identity and expand nodes the graph builds itself).
 
-An entry takes the argument expressions (Python identifiers or literals) and the node records of
-the node and its arguments, and returns the expression text. Values with a batch dimension carry it
-first; `nd` is the number of per-sample dims.
+An entry takes the argument expressions (Python identifiers or literals), the node's record, its
+arguments' records and the context (`dtype` and `device` expressions), and returns the expression
+text; backends/walk.py calls it. Values with a batch dimension carry it first; `nd` is the number of
+per-sample dims.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from ..compiler.graph import NodeRecord
+from ..compiler.graph import Namespace, NodeRecord
+from .torch_runtime import attr_name
 
 __all__ = ["TORCH_OPS", "HELPERS", "literal"]
+
+_NS = Namespace()  # for `safe` only
 
 # Helper functions written at the top of every generated file (the file needs only torch).
 HELPERS = '''
@@ -280,14 +285,14 @@ def _dims(rec: NodeRecord) -> str:
 
 
 def _reduce(method: str, pre: str = "{0}") -> Callable:
-    def emit(a, rec, args):
+    def emit(a, rec, args, ctx):
         nd = len(args[0].shape)
         x = pre.format(*a)
         return x if nd == 0 else f"({x}).{method}(dim={_dims(args[0])})"
     return emit
 
 
-def _matmul(a, rec, args):
+def _matmul(a, rec, args, ctx):
     ra, rb = args
     if not ra.batched and rb.batched and len(rb.shape) == 1:
         return f"F.linear({a[1]}, {a[0]})"
@@ -296,7 +301,7 @@ def _matmul(a, rec, args):
     return f"torch.matmul({a[0]}, {a[1]})"
 
 
-def _transpose(a, rec, args):
+def _transpose(a, rec, args, ctx):
     return f"{a[0]}.transpose(-1, -2)" if args[0].batched else f"{a[0]}.T"
 
 
@@ -304,65 +309,100 @@ def _sqabs(x: str, rec: NodeRecord) -> str:
     return f"{x}.abs() ** 2" if rec.dtype == "complex" else f"{x} * {x}"
 
 
-def _in_codegen(rec: NodeRecord) -> str:
-    raise AssertionError(f"{rec.op} is written by torch_codegen._expr")
+def _dtype(rec: NodeRecord, ctx: dict) -> str:
+    """The dtype expression of a value of rec's dtype (ctx['dtype'] is the real one)."""
+    return ctx["dtype"] if rec.dtype == "real" else f"_complex_of({ctx['dtype']})"
 
 
-TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord]], str]] = {
-    "add": lambda a, r, s: f"{a[0]} + {a[1]}",
-    "sub": lambda a, r, s: f"{a[0]} - {a[1]}",
-    "mul": lambda a, r, s: f"{a[0]} * {a[1]}",
-    "div": lambda a, r, s: f"{a[0]} / {a[1]}",
-    "pow": lambda a, r, s: f"{a[0]} ** {a[1]}",
-    "neg": lambda a, r, s: f"-{a[0]}",
+def _shape(shape: tuple) -> str:
+    return "(" + "".join(f"{d}, " for d in shape) + ")"
+
+
+def _expand(a, rec, args, ctx):
+    if rec.batched:  # a per-sample value broadcast along new leading axes
+        src = args[0]
+        lead = ", ".join(["-1"] + ["1"] * (len(rec.shape) - len(src.shape)) + [str(d) for d in src.shape])
+        return f"{a[0]}.reshape({lead}).expand(-1, *{_shape(rec.shape)})"
+    return f"_full({a[0]}, {_shape(rec.shape)}, {ctx['dtype']}, {ctx['device']})"
+
+
+def _linop_apply(a, rec, args, ctx):
+    f = f"self._linop_{_NS.safe(rec.attrs[0])}[{int(rec.attrs[1])}]"
+    return f"{f}({a[0]})" if args[0].batched else f"{f}({a[0]}[None])[0]"
+
+
+def _block(a, rec, args, ctx):
+    name, layer = rec.attrs
+    where = f"self.{attr_name(name)}" if layer is None else f"self.layers[{layer}].{attr_name(name)}"
+    return f"{where}({a[0]})"
+
+
+TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord], dict], str]] = {
+    "add": lambda a, r, s, c: f"{a[0]} + {a[1]}",
+    "sub": lambda a, r, s, c: f"{a[0]} - {a[1]}",
+    "mul": lambda a, r, s, c: f"{a[0]} * {a[1]}",
+    "div": lambda a, r, s, c: f"{a[0]} / {a[1]}",
+    "pow": lambda a, r, s, c: f"{a[0]} ** {a[1]}",
+    "neg": lambda a, r, s, c: f"-{a[0]}",
     "matmul": _matmul,
     "transpose": _transpose,
-    "soft": lambda a, r, s: f"soft({a[0]}, {a[1]})",
-    "hard": lambda a, r, s: f"hard({a[0]}, {a[1]})",
-    "hard_ste": lambda a, r, s: f"hard_ste({a[0]}, {a[1]})",
-    "linop_apply": lambda a, r, s: _in_codegen(r),  # torch_codegen._expr writes it (needs `self`)
-    "linop_norm": lambda a, r, s: _in_codegen(r),
-    "hard_smooth": lambda a, r, s: f"hard_smooth({a[0]}, {a[1]}, {a[2]})",
-    "relu": lambda a, r, s: f"torch.relu({a[0]})",
-    "abs": lambda a, r, s: f"torch.abs({a[0]})",
-    "sign": lambda a, r, s: f"torch.sign({a[0]})",
-    "softplus": lambda a, r, s: f"F.softplus({a[0]})",
-    "sigmoid": lambda a, r, s: f"torch.sigmoid({a[0]})",
-    "tanh": lambda a, r, s: f"torch.tanh({a[0]})",
-    "sqrt": lambda a, r, s: f"torch.sqrt({a[0]})",
-    "exp": lambda a, r, s: f"torch.exp({a[0]})",
-    "log": lambda a, r, s: f"torch.log({a[0]})",
-    "clamp": lambda a, r, s: f"_clamp({a[0]}, {a[1]}, {a[2]})",
-    "maximum": lambda a, r, s: f"_maximum({a[0]}, {a[1]})",
-    "minimum": lambda a, r, s: f"_minimum({a[0]}, {a[1]})",
+    "soft": lambda a, r, s, c: f"soft({a[0]}, {a[1]})",
+    "hard": lambda a, r, s, c: f"hard({a[0]}, {a[1]})",
+    "hard_ste": lambda a, r, s, c: f"hard_ste({a[0]}, {a[1]})",
+    "linop_apply": _linop_apply,
+    "linop_norm": lambda a, r, s, c: (f"_linop_norm(self._linop_{_NS.safe(r.attrs[0])}, "
+                                      f"{_shape(r.attrs[1])}, {c['dtype']}, {c['device']})"),
+    "hard_smooth": lambda a, r, s, c: f"hard_smooth({a[0]}, {a[1]}, {a[2]})",
+    "relu": lambda a, r, s, c: f"torch.relu({a[0]})",
+    "abs": lambda a, r, s, c: f"torch.abs({a[0]})",
+    "sign": lambda a, r, s, c: f"torch.sign({a[0]})",
+    "softplus": lambda a, r, s, c: f"F.softplus({a[0]})",
+    "sigmoid": lambda a, r, s, c: f"torch.sigmoid({a[0]})",
+    "tanh": lambda a, r, s, c: f"torch.tanh({a[0]})",
+    "sqrt": lambda a, r, s, c: f"torch.sqrt({a[0]})",
+    "exp": lambda a, r, s, c: f"torch.exp({a[0]})",
+    "log": lambda a, r, s, c: f"torch.log({a[0]})",
+    "clamp": lambda a, r, s, c: f"_clamp({a[0]}, {a[1]}, {a[2]})",
+    "maximum": lambda a, r, s, c: f"_maximum({a[0]}, {a[1]})",
+    "minimum": lambda a, r, s, c: f"_minimum({a[0]}, {a[1]})",
     "sum": _reduce("sum"),
     "mean": _reduce("mean"),
     "norm1": _reduce("sum", "{0}.abs()"),
-    "sqnorm": lambda a, r, s: _reduce("sum", _sqabs("{0}", s[0]))(a, r, s),
-    "norm2": lambda a, r, s: (f"torch.linalg.vector_norm({a[0]}, dim={_dims(s[0])})"
+    "sqnorm": lambda a, r, s, c: _reduce("sum", _sqabs("{0}", s[0]))(a, r, s, c),
+    "norm2": lambda a, r, s, c: (f"torch.linalg.vector_norm({a[0]}, dim={_dims(s[0])})"
                               if s[0].shape else f"{a[0]}.abs()"),
     "norm0": _reduce("sum", "({0} != 0).to({0}.real.dtype)"),
     "norminf": _reduce("amax", "{0}.abs()"),
-    "opnorm": lambda a, r, s: f"torch.linalg.matrix_norm({a[0]}, ord=2)",
-    "reshape": lambda a, r, s: (f"{a[0]}.reshape({a[0]}.shape[0], {', '.join(map(str, r.shape))})"
+    "opnorm": lambda a, r, s, c: f"torch.linalg.matrix_norm({a[0]}, ord=2)",
+    "reshape": lambda a, r, s, c: (f"{a[0]}.reshape({a[0]}.shape[0], {', '.join(map(str, r.shape))})"
                                 if r.batched else f"{a[0]}.reshape({tuple(r.shape)!r})"),
-    "batch_mean": lambda a, r, s: f"{a[0]}.mean()",
-    "fft2": lambda a, r, s: f'torch.fft.fft2({a[0]}, norm="ortho")',
-    "ifft2": lambda a, r, s: f'torch.fft.ifft2({a[0]}, norm="ortho")',
-    "real": lambda a, r, s: f"{a[0]}.real" if s[0].dtype == "complex" else a[0],
-    "imag": lambda a, r, s: f"{a[0]}.imag" if s[0].dtype == "complex" else f"torch.zeros_like({a[0]})",
-    "conj": lambda a, r, s: f"torch.conj({a[0]})" if s[0].dtype == "complex" else a[0],
-    "complex": lambda a, r, s: f"_complex({a[0]}, {a[1]})",
-    "cconv": lambda a, r, s: f"_cconv({a[0]}, {a[1]})",
-    "cconv_t": lambda a, r, s: f"_cconv_t({a[0]}, {a[1]})",
-    "otf": lambda a, r, s: f"_otf({a[0]}, {r.shape[-2]}, {r.shape[-1]})",
-    "sum_l": lambda a, r, s: f"{a[0]}.sum(dim={-len(s[0].shape)})",
-    "bank": lambda a, r, s: f"_bank({a[0]}, {a[1]})",
-    "nonzero": lambda a, r, s: f"_nonzero({a[0]}, {a[1]})",
-    "plf": lambda a, r, s: f"plf({a[0]}, {a[1]}, {a[2]}, {a[3]}, {-len(s[0].shape)})",
-    "mse": lambda a, r, s: (f"torch.mean(torch.abs({a[0]} - {a[1]}) ** 2)" if r.dtype == "complex"
+    "batch_mean": lambda a, r, s, c: f"{a[0]}.mean()",
+    # constructors (attributes, no arguments) and the values the graph itself builds
+    "zeros": lambda a, r, s, c: f"torch.zeros({_shape(r.shape)}, dtype={_dtype(r, c)}, device={c['device']})",
+    "identity": lambda a, r, s, c: f"torch.eye({r.shape[0]}, dtype={c['dtype']}, device={c['device']})",
+    "grid": lambda a, r, s, c: (f"torch.linspace({literal(r.attrs[1])}, {literal(r.attrs[2])}, "
+                                f"{r.attrs[0]}, dtype={_dtype(r, c)}, device={c['device']})"),
+    "dct_filters": lambda a, r, s, c: (f"_dct_filters({r.attrs[0]}, {_dtype(r, c)}, {c['device']}"
+                                       + (f", {r.attrs[1]!r}" if r.attrs[1:] == ("F",) else "") + ")"),
+    "diff_filters": lambda a, r, s, c: f"_diff_filters({_dtype(r, c)}, {c['device']})",
+    "expand": _expand,
+    "block": _block,
+    "fft2": lambda a, r, s, c: f'torch.fft.fft2({a[0]}, norm="ortho")',
+    "ifft2": lambda a, r, s, c: f'torch.fft.ifft2({a[0]}, norm="ortho")',
+    "real": lambda a, r, s, c: f"{a[0]}.real" if s[0].dtype == "complex" else a[0],
+    "imag": lambda a, r, s, c: f"{a[0]}.imag" if s[0].dtype == "complex" else f"torch.zeros_like({a[0]})",
+    "conj": lambda a, r, s, c: f"torch.conj({a[0]})" if s[0].dtype == "complex" else a[0],
+    "complex": lambda a, r, s, c: f"_complex({a[0]}, {a[1]})",
+    "cconv": lambda a, r, s, c: f"_cconv({a[0]}, {a[1]})",
+    "cconv_t": lambda a, r, s, c: f"_cconv_t({a[0]}, {a[1]})",
+    "otf": lambda a, r, s, c: f"_otf({a[0]}, {r.shape[-2]}, {r.shape[-1]})",
+    "sum_l": lambda a, r, s, c: f"{a[0]}.sum(dim={-len(s[0].shape)})",
+    "bank": lambda a, r, s, c: f"_bank({a[0]}, {a[1]})",
+    "nonzero": lambda a, r, s, c: f"_nonzero({a[0]}, {a[1]})",
+    "plf": lambda a, r, s, c: f"plf({a[0]}, {a[1]}, {a[2]}, {a[3]}, {-len(s[0].shape)})",
+    "mse": lambda a, r, s, c: (f"torch.mean(torch.abs({a[0]} - {a[1]}) ** 2)" if r.dtype == "complex"
                             else f"torch.mean(({a[0]} - {a[1]}) ** 2)"),
-    "nmse": lambda a, r, s: (f"torch.sum(torch.abs({a[0]} - {a[1]}) ** 2) / "
+    "nmse": lambda a, r, s, c: (f"torch.sum(torch.abs({a[0]} - {a[1]}) ** 2) / "
                              f"torch.sum(torch.abs({a[1]}) ** 2)" if "complex" in (s[0].dtype, s[1].dtype)
                              else f"torch.sum(({a[0]} - {a[1]}) ** 2) / torch.sum({a[1]} ** 2)"),
 }
@@ -387,7 +427,7 @@ def _solve(H, b):
 '''
 
 
-def _vdot(a, rec, args):
+def _vdot(a, rec, args, ctx):
     nd = len(args[0].shape)
     x = f"torch.conj({a[0]}) * {a[1]}" if rec.dtype == "complex" else f"{a[0]} * {a[1]}"
     return f"({x}).sum(dim={_dims(args[0])}, keepdim=True)" if nd else f"({x})"
@@ -399,14 +439,14 @@ def _index_text(rec, batched: bool) -> str:
     return "(" + "".join(f"{i}, " for i in (["slice(None)"] if batched else []) + items) + ")"
 
 
-def _embed(a, rec, args):
-    """a = [value, dtype, device] (the code generator adds the last two)."""
+def _embed(a, rec, args, ctx):
+    """Zeros of the node's dtype (also when the cotangent is a number) with a[0] at the range."""
     shape = "".join(f"{d}, " for d in rec.shape)
     full = f"({a[0]}.shape[0], {shape})" if rec.batched else f"({shape})"
-    return f"_embed({a[0]}, {full}, {_index_text(rec, rec.batched)}, {a[1]}, {a[2]})"
+    return f"_embed({a[0]}, {full}, {_index_text(rec, rec.batched)}, {_dtype(rec, ctx)}, {ctx['device']})"
 
 
-def _slice(a, rec, args):
+def _slice(a, rec, args, ctx):
     items = [str(it[1]) if it[0] == "at" else f"{it[1]}:{it[2]}" for it in rec.attrs[0]]
     return f"{a[0]}[{', '.join(([':'] if args[0].batched else []) + items)}]"
 
@@ -416,18 +456,18 @@ def _axis_from_end(rec, axis: int) -> int:
 
 
 TORCH_OPS.update({
-    "cat": lambda a, r, s: (f"_join([{', '.join(a)}], {tuple(x.batched for x in s)!r}, "
+    "cat": lambda a, r, s, c: (f"_join([{', '.join(a)}], {tuple(x.batched for x in s)!r}, "
                             f"{r.attrs[0]}, False)"),
-    "stack": lambda a, r, s: (f"_join([{', '.join(a)}], {tuple(x.batched for x in s)!r}, "
+    "stack": lambda a, r, s, c: (f"_join([{', '.join(a)}], {tuple(x.batched for x in s)!r}, "
                               f"{r.attrs[0]}, True)"),
     "slice": _slice,
     "embed": _embed,
-    "diff": lambda a, r, s: f"_diff({a[0]}, {_axis_from_end(r, r.attrs[0])})",
-    "diff_t": lambda a, r, s: f"_diff_t({a[0]}, {_axis_from_end(r, r.attrs[0])})",
-    "nonneg": lambda a, r, s: f"_indicator({a[0]} >= 0, {len(s[0].shape)})",
-    "box": lambda a, r, s: (f"_indicator(({a[0]} >= {a[1]}) & ({a[0]} <= {a[2]}), "
+    "diff": lambda a, r, s, c: f"_diff({a[0]}, {_axis_from_end(r, r.attrs[0])})",
+    "diff_t": lambda a, r, s, c: f"_diff_t({a[0]}, {_axis_from_end(r, r.attrs[0])})",
+    "nonneg": lambda a, r, s, c: f"_indicator({a[0]} >= 0, {len(s[0].shape)})",
+    "box": lambda a, r, s, c: (f"_indicator(({a[0]} >= {a[1]}) & ({a[0]} <= {a[2]}), "
                             f"{len(s[0].shape)})"),
-    "solve": lambda a, r, s: (f"_solve({a[0]}, {a[1]})" if len(s[1].shape) == 1
+    "solve": lambda a, r, s, c: (f"_solve({a[0]}, {a[1]})" if len(s[1].shape) == 1
                               else f"torch.linalg.solve({a[0]}, {a[1]})"),
     "vdot": _vdot,
 })

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import ast
 
-__all__ = ["RUNTIME", "BASE", "BASE_WITH_OBJECTIVE", "runtime_names"]
+import torch
+
+from ..compiler.graph import Namespace
+
+__all__ = ["RUNTIME", "BASE", "BASE_WITH_OBJECTIVE", "runtime_names", "attr_name"]
 
 BASE, BASE_WITH_OBJECTIVE = "UnrolledModule", "UnrolledModuleWithObjective"
 
@@ -150,3 +154,14 @@ def runtime_names() -> set[str]:
                     names.update(t.id for tgt in item.targets for t in ast.walk(tgt)
                                  if isinstance(t, ast.Name))
     return names
+
+
+# Attributes a spec name may not take on the module (besides torch.nn.Module's own): the base
+# classes' names, and those set on a module after it is built.
+_MODULE_NAMES = runtime_names() | {"layers", "generated", "unfolded", "training", "fast"}
+
+
+def attr_name(name: str) -> str:
+    """The attribute a spec name gets on the module (a suffix avoids nn.Module's own names)."""
+    safe = Namespace().safe(name)
+    return safe + "_" if hasattr(torch.nn.Module, safe) or safe in _MODULE_NAMES else safe
