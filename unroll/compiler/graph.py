@@ -99,7 +99,9 @@ class Graph:
 
     # ---- reading ----
     def __getitem__(self, node: str) -> NodeRecord:
-        return self.nx.nodes[node]["record"]
+        # NOTE: networkx keeps node attributes in the dict `_node`; reading it directly skips
+        # building a NodeView per lookup, the hottest call of unfolding and code generation.
+        return self.nx._node[node]["record"]
 
     def __len__(self) -> int:
         return len(self.order)
