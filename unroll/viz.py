@@ -10,27 +10,13 @@ from pathlib import Path
 
 import networkx as nx
 
+from .compiler.ops import node_info
 from .compiler.unfold import Unfolded
 
 __all__ = ["FORMATS", "KIND_COLORS", "op_kind", "draw", "to_dot", "write_graphml", "export"]
 
 IMAGE_FORMATS = (".png", ".svg", ".pdf")
 FORMATS = IMAGE_FORMATS + (".dot", ".graphml")
-
-# op -> kind (for colours); ops not listed are 'other'.
-_KINDS: dict[str, tuple[str, ...]] = {
-    "input": ("input", "target"),
-    "operator": ("operator",),
-    "param": ("param",),
-    "const": ("const", "number", "zeros", "identity", "index", "dim"),
-    "linear": ("matmul", "transpose", "expand", "reshape", "fft2", "ifft2", "solve", "block"),
-    "arithmetic": ("add", "sub", "mul", "div", "neg", "pow", "sqrt", "exp", "log", "abs", "sign"),
-    "nonlinear": ("soft", "hard", "hard_ste", "hard_smooth", "relu", "softplus", "sigmoid", "tanh", "clamp", "maximum",
-                  "minimum", "plf"),
-    "reduce": ("sum", "mean", "norm1", "norm2", "sqnorm", "norm0", "norminf", "opnorm", "mse",
-               "nmse"),
-}
-_OP_KIND = {op: kind for kind, ops in _KINDS.items() for op in ops}
 
 KIND_COLORS: dict[str, str] = {
     "input": "#8fd18f", "operator": "#c8c8c8", "param": "#f6b26b", "const": "#e8e8e8",
@@ -40,8 +26,10 @@ KIND_COLORS: dict[str, str] = {
 
 
 def op_kind(op: str) -> str:
-    """The colour group of an op: input, operator, param, const, linear, arithmetic, nonlinear..."""
-    return _OP_KIND.get(op, "other")
+    """The colour group of an op (`OpInfo.kind`): input, operator, param, const, linear,
+    arithmetic, nonlinear, reduce or other."""
+    o = node_info(op)
+    return o.kind if o is not None else "other"
 
 
 def _columns(u: Unfolded) -> dict[str, int]:

@@ -1,8 +1,8 @@
 """Smart constructors for IR `Value`s built by the derivation passes (grad, prox, argmin, rewrite).
 
-They apply the shape rules of `ops.py` without an AST node and fold the small identities that keep
-derived expressions readable (numbers fold, 0 and 1 vanish, scalars move out of products), so that
-`grad` of ½‖Ax − y‖² is exactly the graph of the hand-written Aᵀ(Ax − y).
+They apply the shape rules of `ops.py` without an AST node (a mismatch is a `DerivationError`)
+and fold the small identities that keep derived expressions readable (numbers fold, 0 and 1
+vanish, scalars move out of products), so that `grad` of ½‖Ax − y‖² is exactly the graph of the hand-written Aᵀ(Ax − y).
 """
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from dataclasses import replace
 
 from ..errors import DerivationError, Span
 from .ir import Value
-from .ops import OPS
+from .ops import IDENT, OPS, Mismatch, infer_shape
 
 __all__ = ["num", "numval", "is_num", "mk", "add", "sub", "neg", "mul", "div", "matmul", "T",
            "substitute", "depends", "walk", "normalize", "rebuild"]
-
-IDENT = ("*",)
 
 
 def num(x: float, span: Span | None = None) -> Value:
@@ -32,42 +30,26 @@ def is_num(v: Value, x: float) -> bool:
     return v.op == "number" and float(v.attrs[0]) == x
 
 
-def _bshape(a: tuple, b: tuple) -> tuple:
-    if a == b or b == ():
-        return a
-    if a == () or a == IDENT:
-        return b
-    if b == IDENT:
-        return a
-    if len(a) == len(b):
-        return tuple(y if x == 1 else x for x, y in zip(a, b))
-    return a
-
-
 def mk(op: str, *args: Value, attrs: tuple = (), span: Span | None = None,
        shape: tuple | None = None) -> Value:
-    """A `Value` for `op` with the shape given by the op's rule (or `shape`)."""
+    """A `Value` for `op` with the shape given by the op's rule (`ops.infer_shape`) or `shape`;
+    arguments whose shapes the rule refuses are a `DerivationError`, never a silent guess."""
     batched = any(a.batched for a in args)
     dtype = "complex" if any(a.dtype == "complex" for a in args) else "real"
     if op in OPS and OPS[op].out_dtype != "same":
         dtype = OPS[op].out_dtype
     span = span or next((a.span for a in args if a.span is not None), None)
     if shape is None:
-        rule = OPS[op].rule
-        if rule == "elementwise":
-            shape = args[0].shape
-            for a in args[1:]:
-                shape = _bshape(shape, a.shape)
-            if shape != IDENT:
-                args = tuple(replace(a, shape=shape) if a.shape == IDENT else a for a in args)
-        elif rule == "matmul":
-            shape = (args[0].shape[0],) + args[1].shape[1:]
-        elif rule == "transpose":
-            shape = args[0].shape[::-1]
-        elif rule in ("reduce", "matrix_scalar"):
-            shape = ()
-        else:
+        shape = infer_shape(op, [a.shape for a in args], [a.batched for a in args],
+                            [a.is_number for a in args])
+        if shape is None:
             raise AssertionError(f"mk({op}) needs an explicit shape")
+        if isinstance(shape, Mismatch):
+            raise DerivationError(f"a derived expression does not fit: {shape.message}", span,
+                                  "the derivation (grad, prox, argmin) built it from the cost "
+                                  "terms; write this step by hand")
+        if OPS[op].rule == "elementwise" and shape != IDENT:  # `I` takes the size it is used at
+            args = tuple(replace(a, shape=shape) if a.shape == IDENT else a for a in args)
     return Value(op, tuple(args), attrs, tuple(shape), batched, dtype, span)
 
 

@@ -125,37 +125,6 @@ def _sum_k(ch, e: ast.Call, ctx, env) -> Value:
     return Value("sum_layers", (body,), (), (), body.batched, body.dtype, e.span)
 
 
-def _lead(shape: tuple, axis: int) -> tuple:
-    return tuple(("range", 0, shape[i]) for i in range(axis))
-
-
-def _slice_vjp(n: Value, g: Value, dep) -> list:
-    src = n.args[0]
-    return [Value("embed", (g,), (n.attrs[0], src.shape), src.shape, g.batched, g.dtype, g.span)]
-
-
-def _cat_vjp(n: Value, g: Value, dep) -> list:
-    axis, lo, out = n.attrs[0], 0, []
-    for a in n.args:
-        hi = size_add(lo, a.shape[axis])
-        items = _lead(n.shape, axis) + (("range", lo, hi),)
-        out.append(Value("slice", (g,), (items,), a.shape, g.batched, g.dtype, g.span))
-        lo = hi
-    return out
-
-
-def _stack_vjp(n: Value, g: Value, dep) -> list:
-    axis = n.attrs[0]
-    return [Value("slice", (g,), (_lead(n.shape, axis) + (("at", i),),), a.shape, g.batched,
-                  g.dtype, g.span) for i, a in enumerate(n.args)]
-
-
-# vector-Jacobian rules for derive.VJP: a range's adjoint embeds, a join's adjoint takes ranges
-VJPS = {"slice": _slice_vjp, "embed": lambda n, g, d: [Value(
-    "slice", (g,), (n.attrs[0],), n.args[0].shape, g.batched, g.dtype, g.span)],
-    "cat": _cat_vjp, "stack": _stack_vjp}
-
-
 CALLS = {"cat": _cat, "stack": _stack, "diff": _diff, "diff_t": _diff, "sum_k": _sum_k}
 
 

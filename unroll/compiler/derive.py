@@ -1,9 +1,10 @@
 """Symbolic derivation hooks: spec calls (grad, prox, argmin) that the compiler expands into
 primitive ops before building the graph. Each entry takes (checker, call, ctx, env) -> Value.
 
-`grad(f, x)` differentiates cost terms by reverse-mode rules over the IR (one vector-Jacobian rule
-per op, `VJP`), simplified by the smart constructors of `algebra`; `prox(g, v, t)` looks the term's
-form up in `prox.PROX`; `argmin(x: q)` lowers the normal equations of a quadratic (`quadratic`).
+`grad(f, x)` differentiates cost terms by reverse-mode rules over the IR (each op's vector-Jacobian
+rule, `OpInfo.vjp` in `ops`), simplified by the smart constructors of `algebra`; `prox(g, v, t)`
+looks the term's form up in `prox.PROX`; `argmin(x: q)` lowers the normal equations of a
+quadratic (`quadratic`).
 Learnables declared but not used literally in the body are matched into derived steps (`rewrite`).
 """
 from __future__ import annotations
@@ -12,76 +13,9 @@ from ..dsl import ast
 from ..errors import DerivationError
 from . import algebra as al
 from .ir import Value
+from .ops import OPS, NotDifferentiable
 
-__all__ = ["DERIVED", "VJP", "vjp", "cost_terms", "placeholder", "finish", "NotDifferentiable"]
-
-
-class NotDifferentiable(Exception):
-    """Raised by `vjp` with the node that has no derivative."""
-
-    def __init__(self, node: Value):
-        super().__init__(node.op)
-        self.node = node
-
-
-def _unb(g: Value | None, a: Value) -> Value | None:
-    """Sum an adjoint over the entries a scalar argument was broadcast to."""
-    if g is not None and a.shape == () and g.shape != ():
-        return al.mk("sum", g)
-    return g
-
-
-def _size(a: Value) -> Value:
-    out = al.num(1.0)
-    for d in a.shape:
-        out = al.mul(out, al.num(d) if isinstance(d, int) else Value("dim", (), (d,)))
-    return out
-
-
-def _matmul_vjp(n: Value, g: Value, dep):
-    a, b = n.args
-    ga = None if not dep(a) else al.matmul(g, al.T(b)) if len(b.shape) == 2 else None
-    if dep(a) and ga is None:
-        raise NotDifferentiable(n)
-    return [ga, al.matmul(al.T(a), g)]
-
-
-def _pow_vjp(n: Value, g: Value, dep):
-    a, c = n.args
-    if al.numval(c) is None:
-        raise NotDifferentiable(n)
-    e = al.numval(c)
-    da = al.mul(al.num(e), al.mk("pow", a, al.num(e - 1)) if e != 2 else a)
-    return [_unb(al.mul(g, da), a), None]
-
-
-VJP = {
-    "add": lambda n, g, d: [_unb(g, n.args[0]), _unb(g, n.args[1])],
-    "sub": lambda n, g, d: [_unb(g, n.args[0]), _unb(al.neg(g), n.args[1])],
-    "neg": lambda n, g, d: [al.neg(g)],
-    "mul": lambda n, g, d: [_unb(al.mul(g, n.args[1]), n.args[0]), _unb(al.mul(g, n.args[0]), n.args[1])],
-    "div": lambda n, g, d: [_unb(al.div(g, n.args[1]), n.args[0]),
-                         _unb(al.neg(al.div(al.mul(g, n.args[0]), al.mul(n.args[1], n.args[1]))),
-                              n.args[1])],
-    "pow": _pow_vjp,
-    "matmul": _matmul_vjp,
-    "transpose": lambda n, g, d: [al.T(g)],
-    "sqnorm": lambda n, g, d: [al.mul(al.mul(al.num(2.0), g), n.args[0])],
-    "sum": lambda n, g, d: [g],
-    "mean": lambda n, g, d: [al.div(g, _size(n.args[0]))],
-    "exp": lambda n, g, d: [al.mul(g, n)],
-    "log": lambda n, g, d: [al.div(g, n.args[0])],
-    "sqrt": lambda n, g, d: [al.div(g, al.mul(al.num(2.0), n))],
-    "tanh": lambda n, g, d: [al.mul(g, al.sub(al.num(1.0), al.mul(n, n)))],
-    "sigmoid": lambda n, g, d: [al.mul(g, al.mul(n, al.sub(al.num(1.0), n)))],
-    "softplus": lambda n, g, d: [al.mul(g, al.mk("sigmoid", n.args[0]))],
-    # forward differences and their adjoint are each other's transpose (channels.py)
-    "diff": lambda n, g, d: [al.mk("diff_t", g, attrs=n.attrs, shape=n.shape)],
-    "diff_t": lambda n, g, d: [al.mk("diff", g, attrs=n.attrs, shape=n.shape)],
-    **__import__("unroll.compiler.channels", fromlist=["VJPS"]).VJPS,
-    "linop_apply": lambda n, g, d: [al.mk("linop_apply", g, attrs=(n.attrs[0], not n.attrs[1]),
-                                          shape=n.args[0].shape)],
-}
+__all__ = ["DERIVED", "vjp", "cost_terms", "placeholder", "finish", "NotDifferentiable"]
 
 
 def vjp(cost: Value, wrt: Value) -> Value | None:
@@ -101,9 +35,10 @@ def vjp(cost: Value, wrt: Value) -> Value | None:
         g = _total(adj[id(n)])
         if g is None:
             continue
-        if n.op not in VJP or n.dtype == "complex":
+        rule = OPS[n.op].vjp if n.op in OPS else None
+        if rule is None or n.dtype == "complex":
             raise NotDifferentiable(n)
-        for a, ga in zip(n.args, VJP[n.op](n, g, is_dep)):
+        for a, ga in zip(n.args, rule(al, n, g, is_dep)):
             if dep[id(a)] and ga is not None:
                 if ga.shape == () and a.shape != () and n.op in ("sum", "mean"):
                     ga = Value("expand", (ga,), (), a.shape, ga.batched, ga.dtype, ga.span)

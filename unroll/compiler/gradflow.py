@@ -12,15 +12,8 @@ from .ops import OPS
 
 __all__ = ["NoGradient", "GradientWarning", "no_gradient", "REMEDIES"]
 
-# What to write instead of an op that cuts the gradient.
-REMEDIES = {
-    "hard": "hard_ste(v, t) (hard forward, soft thresholding's gradient backward) or "
-            "hard_smooth(v, t, s) (v * sigmoid((|v| - t) / s)) train the threshold",
-    "sign": "tanh(v / s) is a smooth sign",
-    "norm0": "||v||_1, or sum(sigmoid((abs(v) - t) / s)) as a smooth count",
-    "nonneg": "an indicator is 0 or +inf: use prox(g, v, t) (a projection) in the body",
-    "box": "an indicator is 0 or +inf: use prox(g, v, t) (a projection) in the body",
-}
+# What to write instead of an op that cuts the gradient (`OpInfo.remedy`).
+REMEDIES = {name: o.remedy for name, o in OPS.items() if o.remedy}
 
 
 class GradientWarning(SpecError):

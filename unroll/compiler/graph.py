@@ -13,7 +13,7 @@ import networkx as nx
 
 from ..errors import Span
 from .ir import LEAF_OPS, fmt_shape
-from .ops import OPS, ZERO_PRESERVING
+from .ops import OPS, ZERO_PRESERVING, Mismatch, infer_shape
 
 __all__ = ["Graph", "NodeRecord", "Namespace", "GraphLintError", "PHASES", "tabulate"]
 
@@ -222,57 +222,19 @@ class Graph:
 _EXTRA_OPS = frozenset({"expand"})
 
 
-def _broadcast(shapes: list[tuple]) -> tuple | None:
-    """Per-sample shapes combined element-wise: equal, scalars, or size-1 axes of one rank."""
-    out: tuple = ()
-    for s in shapes:
-        if s == () or s == out:
-            continue
-        if out == ():
-            out = s
-        elif len(s) == len(out) and all(a == b or 1 in (a, b) for a, b in zip(out, s)):
-            out = tuple(max(a, b) for a, b in zip(out, s))
-        else:
-            return None
-    return out
-
-
-def _matmul(a: tuple, b: tuple) -> tuple | None:
-    if a == () or b == ():
-        return _broadcast([a, b])
-    if len(a) != 2 or len(b) not in (1, 2) or b[0] != a[1]:
-        return None
-    return (a[0],) + b[1:]
-
-
-# The shape each op rule gives for concrete argument shapes (None: a mismatch).
-_RULES = {
-    "elementwise": lambda s: _broadcast(s),
-    "matmul": lambda s: _matmul(*s),
-    "transpose": lambda s: s[0][::-1] if len(s[0]) in (0, 2) else None,
-    "reduce": lambda s: (),
-    "batch_reduce": lambda s: () if _broadcast(s) is not None else None,
-    "matrix_scalar": lambda s: () if len(s[0]) == 2 else None,
-    "fourier": lambda s: s[0] if len(s[0]) >= 2 else None,
-    "cconv": lambda s: (s[0][0],) + s[1] if len(s[0]) == 3 and len(s[1]) == 2 else None,
-    "cconv_t": lambda s: s[1][1:] if len(s[0]) == 3 and len(s[1]) == 3 else None,
-    "bank": lambda s: (s[0][1],) + s[1][1:] if len(s[0]) == 2 and len(s[1]) == 3 else None,
-    "sum_l": lambda s: s[0][1:] if s[0] else None,
-    "plf": lambda s: s[0] if len(s[1]) == 2 and s[0] and s[1][0] == s[0][0] else None,
-}
 _MISMATCH = ("mismatch",)
 
 
 def expected_shape(rec: NodeRecord, args: list[NodeRecord]) -> tuple | None:
-    """The shape `rec`'s op rule gives for its arguments' shapes (`rec.shape` itself for ops whose
-    shape comes from their attributes); a shape that cannot be right when the rule rejects them."""
+    """The shape `rec`'s op rule (`ops.infer_shape`) gives for its arguments' shapes (None for ops
+    whose shape comes from their attributes); a shape that cannot be right when the rule rejects them."""
     info = OPS.get(rec.op)
-    if info is None or not args or info.rule not in _RULES:
+    if info is None or not args:
         return None
     if not info.arity[0] <= len(args) <= info.arity[1]:
         return _MISMATCH
-    got = _RULES[info.rule]([tuple(a.shape) for a in args])
-    return _MISMATCH if got is None else got
+    got = infer_shape(rec.op, [tuple(a.shape) for a in args])
+    return _MISMATCH if isinstance(got, Mismatch) else got
 
 
 _COLUMNS = ("phase", "layer", "name", "op", "args", "shape", "dtype", "spec", "span")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import keyword
 
 from ..errors import NameError_, closest
+from .constraints import BASES
 from .graph import RESERVED
 
 __all__ = ["reserved_reason", "unknown_name"]
@@ -51,7 +52,8 @@ def unknown_name(checker, e, visible: list[str]) -> NameError_:
     rest = line[e.span.end_col - 1:].split("#")[0].strip() if e.span.end_col else "?"
     if line.lstrip().startswith("learn") and not rest:  # the last word of a learnable's line
         return checker.err(NameError_, f"unknown name '{e.id}'", e, closest(e.id, visible) or
-                           "after the initial value come only shared, per_layer, positive or unit")
+                           "after the initial value come only shared, per_layer, "
+                           + ", ".join(BASES[:-1]) + " or " + BASES[-1])
     return checker.err(NameError_, f"unknown name '{e.id}'", e, closest(e.id, visible) or
                        "declare it (dims, operator, input, const, learn, state); names assigned in "
                        "the iterate block are local to it")

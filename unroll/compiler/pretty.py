@@ -1,68 +1,34 @@
 """Readable infix text for checked IR values: `to_text(value)` gives `soft(W_e y + S x, theta)`.
 
-Table-driven like sympy's printers: `_INFIX` holds binary operators with their precedence,
-`_FORMS` ops with a fixed shape of text (norms, transpose), `_FUNCTIONS` the spec's function
-names; anything else prints as `op(args)`. Sub-values that carry a name (consts, earlier local
+Table-driven like sympy's printers, over the facts in `ops`: an op's `infix` symbol and
+`precedence`, its `text` form (norms, x[1:3], cat([a, b], 0), leaves) and its spec spelling
+(`call`); anything else prints as `op(args)`. Sub-values that carry a name (consts, earlier local
 equations) print as that name, so equations read as they were written.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from .algebra import walk
 from .ir import Program, Value, fmt_shape
+from .ops import OPS, node_info
 
 __all__ = ["to_text", "equation_lines", "shared_lines", "shape_text", "PRECEDENCE"]
 
-# Binding strength: higher binds tighter. Leaves and calls are atoms.
+# Binding strength (`OpInfo.precedence`): higher binds tighter. Leaves and calls are atoms.
 ATOM = 100
-PRECEDENCE = {"add": 10, "sub": 10, "mul": 20, "div": 20, "neg": 25, "matmul": 30, "pow": 40,
-              "transpose": 50}
-
-# op -> (infix symbol, left-associative): a - (b - c) keeps its brackets, (a - b) - c does not.
-_INFIX: dict[str, str] = {"add": " + ", "sub": " - ", "mul": " * ", "div": " / ", "pow": "^",
-                          "matmul": " "}
-
-# ops whose text has a fixed form around one argument (printed at atom strength inside).
-_FORMS: dict[str, str] = {"norm1": "||{0}||_1", "norm2": "||{0}||", "sqnorm": "||{0}||^2",
-                          "norm0": "||{0}||_0", "norminf": "||{0}||_inf"}
-
-# op names -> the spec's function names where they differ (ops.FUNCTIONS read backwards).
-_FUNCTIONS: dict[str, str] = {"maximum": "max", "minimum": "min", "opnorm": "norm2"}
-
-_LEAVES: dict[str, Callable[[Value], str]] = {
-    "number": lambda v: v.name or f"{v.attrs[0]:g}",
-    "identity": lambda v: "I",
-    "index": lambda v: "k",
-    "count": lambda v: "K",
-    "zeros": lambda v: "0",
-    "linop_norm": lambda v: f"norm2({v.attrs[0]})",
-    "grid": lambda v: "grid({}, {:g}, {:g})".format(*v.attrs),
-    "dct_filters": lambda v: f"dct_filters({v.attrs[0]}" + (", order = F)" if v.attrs[1:] == ("F",)
-                                                            else ")"),
-}
+PRECEDENCE = {name: o.precedence for name, o in OPS.items() if o.precedence is not None}
 
 
-def _index_text(v: Value, args: list[str]) -> str:
-    items = [str(it[1]) if it[0] == "at" else f"{it[1]}:{it[2]}" for it in v.attrs[0]]
-    return f"{args[0]}[{', '.join(items)}]"
-
-
-# ops printed as the spec writes them: x[1:3], cat([a, b], 0), B(v), x[k], sum_k(...)
-_SPECIAL: dict[str, Callable[[Value, list], str]] = {
-    "slice": _index_text,
-    "cat": lambda v, a: f"cat([{', '.join(a)}], {v.attrs[0]})",
-    "stack": lambda v, a: f"stack([{', '.join(a)}], {v.attrs[0]})",
-    "block": lambda v, a: f"{v.attrs[0]}({a[0]})",
-    "state_at": lambda v, a: f"{v.attrs[0]}[{a[0]}]",
-    "sum_layers": lambda v, a: f"sum_k({a[0]})",
-    "reshape": lambda v, a: f"reshape({a[0]}, [{', '.join(str(d) for d in v.attrs[0])}])",
-}
+def _form(form, v: Value, args: list[str]) -> str:
+    """An `OpInfo.text` form filled in: a format string over the arguments, or a function."""
+    return form.format(*args) if isinstance(form, str) else form(v, args)
 
 
 def _leaf(v: Value) -> str:
-    if v.op in _LEAVES:
-        return _LEAVES[v.op](v)
+    o = node_info(v.op)
+    if o is not None and o.text is not None:
+        return _form(o.text, v, [])
     return str(v.attrs[0]) if v.attrs else v.op
 
 
@@ -89,8 +55,9 @@ class _Printer:
             if top and v.op == "number":  # a named number (`const lam = 0.1`) shows its value
                 return f"{v.attrs[0]:g}", ATOM
             return _leaf(v), ATOM
-        if v.op in _FORMS:
-            return _FORMS[v.op].format(self.text(v.args[0])[0]), ATOM
+        o = node_info(v.op)
+        if o is not None and o.text is not None:
+            return _form(o.text, v, [self.text(a)[0] for a in v.args]), ATOM
         if v.op == "linop_apply":  # a matrix-free operator reads as a product: A x, A'(A x - y)
             arg = self.wrap(v.args[0], PRECEDENCE["matmul"], strict=True)
             op = str(v.attrs[0]) + ("'" if v.attrs[1] else "")
@@ -99,17 +66,15 @@ class _Printer:
             return self.wrap(v.args[0], PRECEDENCE["transpose"], strict=True) + "'", PRECEDENCE["transpose"]
         if v.op == "neg":
             return "-" + self.wrap(v.args[0], PRECEDENCE["neg"], strict=True), PRECEDENCE["neg"]
-        if v.op in _INFIX and len(v.args) == 2:
+        if o is not None and o.infix is not None and len(v.args) == 2:
             p = PRECEDENCE[v.op]
             left_strict = v.op == "pow"  # a^b^c is a^(b^c): the left needs brackets at equal strength
             left = self.wrap(v.args[0], p, strict=left_strict)
             right = self.wrap(v.args[1], p, strict=v.op != "pow")
             if v.op == "matmul" and right.startswith("("):
                 return left + right, p
-            return left + _INFIX[v.op] + right, p
-        if v.op in _SPECIAL:
-            return _SPECIAL[v.op](v, [self.text(a)[0] for a in v.args]), ATOM
-        name = _FUNCTIONS.get(v.op, v.op)
+            return left + o.infix + right, p
+        name = (o.call if o is not None else None) or v.op
         args = [self.text(a)[0] for a in v.args]
         args += [_attr_text(a) for a in v.attrs]
         return f"{name}({', '.join(args)})", ATOM

@@ -1,40 +1,26 @@
 """The prox table: proximal operators of cost terms, keyed on the term's form.
 
 A term is `coefficient · atom(x)` with the atom applied to the variable itself; `PROX` maps the
-atom's op to a builder (v, t·coefficient, atom) → Value. A sum of one separable term and one
-indicator of a box (or x ≥ 0) is the projection of the separable prox, exact coordinate-wise.
+atom's op to its `OpInfo.prox` (a builder (al, v, t·coefficient, atom) → Value, and its form).
+A sum of one separable term and one indicator of a box (or x ≥ 0) is the projection of the
+separable prox, exact coordinate-wise.
 """
 from __future__ import annotations
 
 from ..errors import DerivationError
 from . import algebra as al
 from .ir import Value
+from .ops import OPS
 
 __all__ = ["PROX", "SUPPORTED", "prox_of"]
 
 
-def _block_soft(v: Value, s: Value, atom: Value) -> Value:
-    """v · max(1 − s/‖v‖, 0): the prox of s‖x‖₂ on the whole vector (group lasso)."""
-    nrm = al.mk("sqrt", al.mk("vdot", v, v, shape=(1,) * len(v.shape)))
-    return al.mul(v, al.mk("relu", al.sub(al.num(1.0), al.div(s, nrm))))
+# atom op -> its proximal operator (`OpInfo.prox`): build(al, v, s = t·coefficient, atom), form, result
+PROX = {name: o.prox for name, o in OPS.items() if o.prox is not None}
+_SEPARABLE = tuple(name for name, p in PROX.items() if p.role == "separable")
+_PROJECTIONS = tuple(name for name, p in PROX.items() if p.role == "projection")
 
-
-# atom op -> (builder(v, s = t·coefficient, atom), readable form, result)
-PROX = {
-    "norm1": (lambda v, s, a: al.mk("soft", v, s), "λ‖x‖₁", "soft(v, tλ)"),
-    "norm0": (lambda v, s, a: al.mk("hard", v, al.mk("sqrt", al.mul(al.num(2.0), s))), "λ‖x‖₀",
-              "hard(v, √(2tλ))"),
-    "sqnorm": (lambda v, s, a: al.div(v, al.add(al.num(1.0), al.mul(al.num(2.0), s))),
-               "λ/2‖x‖²", "v / (1 + tλ)"),
-    "norm2": (_block_soft, "λ‖x‖₂", "v · max(1 − tλ/‖v‖, 0)"),
-    "nonneg": (lambda v, s, a: al.mk("relu", v), "nonneg(x)", "relu(v)"),
-    "box": (lambda v, s, a: al.mk("clamp", v, a.args[1], a.args[2]), "box(x, lo, hi)",
-            "clamp(v, lo, hi)"),
-}
-_SEPARABLE = ("norm1", "norm0", "sqnorm")
-_PROJECTIONS = ("nonneg", "box")
-
-SUPPORTED = [f"{form} → {res}" for _, form, res in PROX.values()] + [
+SUPPORTED = [f"{p.form} → {p.result}" for p in PROX.values()] + [
     "λ‖x‖₁ + μ/2‖x‖² → soft(v, tλ) / (1 + tμ)",
     "separable term + nonneg(x) or box(x, lo, hi) → the projection of its prox"]
 
@@ -84,13 +70,13 @@ def prox_of(checker, call, names: list[str], parts: list[Value], p: Value, v: Va
                           "in the table", call, "supported forms: " + "; ".join(SUPPORTED))
     if rest == ["norm1", "sqnorm"]:  # elastic net
         (c1, a1), (c2, a2) = by_op["norm1"], by_op["sqnorm"]
-        out = PROX["sqnorm"][0](PROX["norm1"][0](v, al.mul(t, c1), a1), al.mul(t, c2), a2)
+        out = PROX["sqnorm"].build(al, PROX["norm1"].build(al, v, al.mul(t, c1), a1), al.mul(t, c2), a2)
     elif rest:
         c, a = by_op[rest[0]]
-        out = PROX[rest[0]][0](v, al.mul(t, c), a)
+        out = PROX[rest[0]].build(al, v, al.mul(t, c), a)
     else:
         out = v
     if proj:
         c, a = by_op[proj[0]]
-        out = PROX[proj[0]][0](out, t, a)
+        out = PROX[proj[0]].build(al, out, t, a)
     return out

@@ -12,11 +12,9 @@ from ..limits import MAX_SOLVER_ITERS
 from ..errors import DerivationError
 from . import algebra as al
 from .ir import Value
+from .ops import OPS
 
 __all__ = ["argmin", "normal_equations", "linear_part", "LOWERINGS", "dense", "cg", "fourier"]
-
-_LINEAR = {"add", "sub", "neg", "mul", "div", "matmul", "transpose"}
-
 
 def linear_part(g: Value, p: Value, v: Value) -> Value | None:
     """The linear part of the affine g(p), applied to v (None when it is zero)."""
@@ -208,7 +206,7 @@ def _bs(a: Value, b: Value) -> tuple:
     return a.shape if len(a.shape) >= len(b.shape) else b.shape
 
 
-_SHAPED = frozenset({"diff", "diff_t", "slice", "embed", "cat", "stack"})
+_SHAPED = frozenset(name for name, o in OPS.items() if o.along_axis)
 
 
 def _scalar_coefficients(g: Value, p: Value) -> bool:

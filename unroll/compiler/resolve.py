@@ -10,11 +10,11 @@ from . import linop as _linop
 from .constraints import BASES
 from .ir import BlockDef, CostTerm, Learnable, StateVar, Tensor, Value, fmt_shape
 from .names import reserved_reason, unknown_name
+from .ops import IDENT
 from .sizes import size_add, size_mul, size_sub
 
 __all__ = ["Resolver", "Symbol", "CONTEXTS", "IDENT", "MODIFIERS_TYING", "source_text"]
 
-IDENT = ("*",)  # the shape of `I`: square, size taken from its context
 
 MODIFIERS_TYING = ("shared", "per_layer")
 MODIFIERS_CONSTRAINT = BASES

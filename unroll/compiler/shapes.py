@@ -11,7 +11,7 @@ from . import blocks as _blocks
 from . import channels, derive, linop as _linop, special
 from .ir import Value, fmt_shape
 from .numeric import check_number_op, cost_call
-from .ops import FUNCTIONS, OPS, REAL_ONLY, SPECIAL_CALLS
+from .ops import FUNCTIONS, OPS, SPECIAL_CALLS, Mismatch, infer_shape
 from .resolve import IDENT, Resolver, source_text as _text
 
 __all__ = ["ExprChecker"]
@@ -118,122 +118,38 @@ class ExprChecker(Resolver):
             inner[p] = v
         return self.expr(cost.expr, "cost", inner)
 
-    # ---- the one shape rule per op kind ----
+    # ---- every op through its shape rule (ops.infer_shape) ----
     def make(self, opname: str, args: list[Value], node: ast.Node, arg_nodes: list) -> Value:
         if any(a.op == "linop" for a in args):
             return _linop.make(self, opname, args, node, arg_nodes)
         info = OPS[opname]
         check_number_op(self, opname, args, node)
-        batched = any(a.batched for a in args)
         dtype = "complex" if any(a.dtype == "complex" for a in args) else "real"
-        if (info.real_only or opname in REAL_ONLY) and dtype == "complex":
+        if info.real_only and dtype == "complex":
             i = next(i for i, a in enumerate(args) if a.dtype == "complex")
             raise self.err(ShapeError, f"{opname} needs real values but `{_text(self.src, arg_nodes[i].span)}`"
                            " is complex", arg_nodes[i], "take real(...) or abs(...) first")
         dtype = dtype if info.out_dtype == "same" else info.out_dtype
-        rule = info.rule
-        if rule == "elementwise":
-            shape = args[0].shape
-            for a, an in zip(args[1:], arg_nodes[1:]):
-                shape = self.broadcast(opname, shape, a.shape, node, args[0], a, arg_nodes[0], an)
-            if shape != IDENT:  # `I` takes the size of what it is combined with
-                args = [replace(a, shape=shape) if a.shape == IDENT else a for a in args]
-        elif rule == "matmul":
-            a, b = args
-            if a.shape == () or b.shape == ():
-                return self.make("mul", args, node, arg_nodes)
-            if a.shape == IDENT:
-                return b
-            if b.shape == IDENT:
-                return a
-            shape = self.matmul_shape(a, b, node, arg_nodes)
-        elif rule == "transpose":
-            a = args[0]
-            if a.shape == IDENT or a.shape == ():
-                return a
-            if len(a.shape) != 2:
-                raise self.err(ShapeError, f"transpose needs a matrix, got shape {fmt_shape(a.shape)}",
-                               node, "for an inner product write sum(x * y)")
-            shape = (a.shape[1], a.shape[0])
-        elif rule == "reduce":
-            shape = ()
-        elif rule == "batch_reduce":
-            self.broadcast(opname, args[0].shape, args[1].shape, node, args[0], args[1],
-                           arg_nodes[0], arg_nodes[1])
-            shape, batched = (), False
-        elif rule == "fourier":
-            if len(args[0].shape) < 2:
-                raise self.err(ShapeError, f"{opname} needs an image [.., h, w], got "
-                               f"{fmt_shape(args[0].shape)}", node)
-            shape = args[0].shape
-        elif rule in ("cconv", "cconv_t"):
-            h, v = args
-            if len(h.shape) != 3 or h.batched:
-                raise self.err(ShapeError, f"{opname} takes a filter bank [L, a, b] first, got "
-                               f"{fmt_shape(h.shape)}", arg_nodes[0])
-            want = 2 if rule == "cconv" else 3
-            if len(v.shape) != want or (rule == "cconv_t" and v.shape[0] != h.shape[0]):
-                what = "an image [h, w]" if rule == "cconv" else f"a stack [{h.shape[0]}, h, w]"
-                raise self.err(ShapeError, f"{opname} needs {what}, got {fmt_shape(v.shape)}",
-                               arg_nodes[1], self.describe(v, arg_nodes[1]))
-            shape = (h.shape[0],) + v.shape if rule == "cconv" else v.shape[1:]
-        elif rule == "bank":
-            g, b = args
-            if len(g.shape) != 2 or g.batched:
-                raise self.err(ShapeError, f"bank takes coefficients G [R, L] first, got "
-                               f"{fmt_shape(g.shape)}", arg_nodes[0], self.describe(g, arg_nodes[0]))
-            if len(b.shape) != 3 or b.batched or b.shape[0] != g.shape[0]:
-                raise self.err(ShapeError, f"bank needs atoms [{g.shape[0]}, a, b] for G "
-                               f"{fmt_shape(g.shape)}, got {fmt_shape(b.shape)}", arg_nodes[1],
-                               self.describe(b, arg_nodes[1]))
-            shape = (g.shape[1],) + b.shape[1:]
-        elif rule == "sum_l":
-            if not args[0].shape:
-                raise self.err(ShapeError, "sum_l needs a stack [L, ...], got a scalar", node)
-            shape = args[0].shape[1:]
-        elif rule == "plf":
-            v, q = args[0], args[1]
-            if len(q.shape) != 2 or not v.shape or q.shape[0] != v.shape[0] or q.batched:
-                raise self.err(ShapeError, f"plf needs values q [L, P] for v [L, ...]; got v "
-                               f"{fmt_shape(v.shape)} and q {fmt_shape(q.shape)}", node)
-            for a, an in zip(args[2:], arg_nodes[2:]):
-                if not a.is_number:
-                    raise self.err(ShapeError, "the range of plf is two numbers", an)
-            shape = v.shape
-        elif rule == "matrix_scalar":
-            if len(args[0].shape) != 2 or args[0].batched:
-                raise self.err(ShapeError, "norm2 of a fixed matrix is its spectral norm; "
-                               f"got {fmt_shape(args[0].shape)}", node)
-            shape = ()
-        else:  # pragma: no cover - every op in the table has one of the rules above
-            raise AssertionError(rule)
+        shapes = [a.shape for a in args]
+        if opname == "matmul" and () in shapes:  # a scalar factor: an element-wise product
+            return self.make("mul", args, node, arg_nodes)
+        if opname == "matmul" and IDENT in shapes:  # I x = x, A I = A
+            return args[1] if shapes[0] == IDENT else args[0]
+        if opname == "transpose" and shapes[0] in ((), IDENT):  # scalars and I are their own transpose
+            return args[0]
+        shape = infer_shape(opname, shapes, [a.batched for a in args], [a.is_number for a in args])
+        if shape is None:  # pragma: no cover - custom ops are built by their own checker hooks
+            raise AssertionError(f"{opname} has no shape rule")
+        if isinstance(shape, Mismatch):
+            raise self.mismatch(shape, node, args, arg_nodes)
+        if info.rule == "elementwise" and shape != IDENT:  # `I` takes the size of what it is combined with
+            args = [replace(a, shape=shape) if a.shape == IDENT else a for a in args]
+        batched = any(a.batched for a in args) and info.rule != "batch_reduce"
         return Value(opname, tuple(args), (), shape, batched, dtype, node.span)
 
-    def broadcast(self, opname, s1, s2, node, v1, v2, n1, n2) -> tuple:
-        if s1 == s2 or s2 == ():
-            return s1
-        if s1 == ():
-            return s2
-        if s1 == IDENT and len(s2) == 2 and s2[0] == s2[1]:
-            return s2
-        if s2 == IDENT and len(s1) == 2 and s1[0] == s1[1]:
-            return s1
-        if IDENT not in (s1, s2) and len(s1) == len(s2) and all(
-                a == b or a == 1 or b == 1 for a, b in zip(s1, s2)):
-            return tuple(b if a == 1 else a for a, b in zip(s1, s2))
-        verb = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide"}.get(opname)
-        what = f"cannot {verb}" if verb else f"{opname}: mismatched shapes"
-        raise self.err(ShapeError, f"{what} {fmt_shape(s1)} and {fmt_shape(s2)}", node,
-                       self.describe(v1, n1) + "; " + self.describe(v2, n2))
-
-    def matmul_shape(self, a: Value, b: Value, node, arg_nodes) -> tuple:
-        if len(a.shape) != 2:
-            raise self.err(ShapeError, f"the left factor of a product must be a matrix, got "
-                           f"{fmt_shape(a.shape)}", node, self.describe(a, arg_nodes[0]) +
-                           "; for an element-wise product write a * b")
-        if len(b.shape) not in (1, 2) or b.shape[0] != a.shape[1]:
-            raise self.err(ShapeError, f"cannot multiply {fmt_shape(a.shape)} by "
-                           f"{fmt_shape(b.shape)}: inner dimensions differ", node,
-                           self.describe(a, arg_nodes[0]) + "; " + self.describe(b, arg_nodes[1]))
-        return (a.shape[0],) + b.shape[1:]
-
+    def mismatch(self, m: Mismatch, node: ast.Node, args: list[Value], arg_nodes: list) -> SpecError:
+        """The located error for a shape rule's `Mismatch`: at the argument it names (or the whole
+        expression), the arguments it names described in the hint."""
+        parts = [self.describe(args[i], arg_nodes[i]) for i in m.describe] + ([m.hint] if m.hint else [])
+        return self.err(ShapeError, m.message, node if m.at is None else arg_nodes[m.at],
+                        "; ".join(parts) or None)

@@ -12,6 +12,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from .ir import Value
+from .ops import IDENT, OPS
 
 __all__ = ["to_sympy", "unicode", "latex", "equal"]
 
@@ -33,7 +34,7 @@ def _dim(d) -> sp.Expr:
 
 
 def _sym(name: str, shape: tuple, cls=None):
-    if shape == () or shape == ("*",):
+    if shape == () or shape == IDENT:
         return (cls or sp.Symbol)(name)
     if len(shape) == 1:
         return (cls or sp.MatrixSymbol)(name, _dim(shape[0]), sp.Integer(1))
@@ -70,23 +71,11 @@ def _pow(a, b):
     return sp.HadamardPower(a, b) if _is_mat(a) else a ** b
 
 
+# How sympy models the linear-algebra ops (keyed by op names; the rest become opaque symbols).
 _ALGEBRA = {
     "add": _add, "sub": lambda a, b: _add(a, -b), "neg": lambda a: -a, "mul": _mul, "div": _div,
     "pow": _pow, "matmul": lambda a, b: a * b, "transpose": lambda a: a.T,
 }
-
-# How the opaque ops read (Unicode, LaTeX); {0}, {1} are the printed arguments.
-_FORMS = {
-    "norm1": ("‖{0}‖₁", r"\left\|{0}\right\|_1"), "norm2": ("‖{0}‖", r"\left\|{0}\right\|_2"),
-    "sqnorm": ("‖{0}‖²", r"\left\|{0}\right\|_2^2"), "norm0": ("‖{0}‖₀", r"\left\|{0}\right\|_0"),
-    "norminf": ("‖{0}‖∞", r"\left\|{0}\right\|_\infty"), "abs": ("|{0}|", r"\left|{0}\right|"),
-    "sqrt": ("√({0})", r"\sqrt{{{0}}}"), "opnorm": ("‖{0}‖₂", r"\left\|{0}\right\|_2"),
-    "nonneg": ("ι{{{0} ≥ 0}}", r"\iota_{{{0} \geq 0}}"),
-    "box": ("ι{{{1} ≤ {0} ≤ {2}}}", r"\iota_{{{1} \leq {0} \leq {2}}}"),
-    "vdot": ("⟨{0}, {1}⟩", r"\langle {0}, {1} \rangle"),
-    "solve": ("({0})⁻¹({1})", r"\left({0}\right)^{{-1}} \left({1}\right)"),
-}
-
 
 def to_sympy(v: Value, atoms: dict | None = None, style: str = "unicode"):
     """The sympy form of v. With `atoms`, opaque ops become fresh symbols mapped to their Value."""
@@ -138,7 +127,7 @@ def _node(n: Value, args: list, atoms: dict | None, style: str):
         return s
     printer = _UnicodePrinter() if style == "unicode" else _LatexPrinter()
     texts = [printer.doprint(a) for a in args]
-    form = _FORMS.get(n.op)
+    form = OPS[n.op].sym if n.op in OPS else None  # how the opaque op reads: (Unicode, LaTeX)
     if form is not None:
         text = (form[0] if style == "unicode" else form[1]).format(*texts)
     else:

@@ -12,10 +12,14 @@ from dataclasses import fields, is_dataclass, replace
 from ..dsl import ast
 from ..limits import MAX_K
 from ..errors import SpecError, Span
+from .ops import FUNCTIONS, OPS
 
 __all__ = ["TEMPLATES", "expand", "smooth"]
 
-_NONSMOOTH_CALLS = {"nonneg", "box", "abs", "relu", "soft", "hard", "hard_ste", "hard_smooth", "sign", "max", "min", "clamp"}
+
+def _smooth_call(name: str) -> bool:
+    """Whether the spec function `name` is smooth (`OpInfo.smooth`; costs and unknown names are)."""
+    return name not in FUNCTIONS or OPS[FUNCTIONS[name]].smooth
 
 
 def smooth(e) -> bool:
@@ -25,7 +29,7 @@ def smooth(e) -> bool:
         return smooth(e.left.operand)
     if isinstance(e, ast.Norm):
         return False
-    if isinstance(e, ast.Call) and e.func in _NONSMOOTH_CALLS:
+    if isinstance(e, ast.Call) and not _smooth_call(e.func):
         return False
     if isinstance(e, ast.Node):
         return all(smooth(getattr(e, f.name)) for f in fields(e) if f.name != "span")

@@ -1,0 +1,177 @@
+"""One home for op facts: every compiler-side table keyed by op names uses names from `ops.OPS`
+(or `ops.NODES`), the tables other modules keep are the known few, and each entry carries its
+facts (shape rule, folding, VJP, smoothness, printed forms, drawing kind)."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import unroll
+import unroll.compiler
+from unroll import viz
+from unroll.compiler import algebra as al
+from unroll.compiler import pretty, prox, symbolic, templates
+from unroll.compiler.constraints import BASES, CONSTRAINTS
+from unroll.compiler.ir import LEAF_OPS, Value
+from unroll.compiler.ops import (FUNCTIONS, IDENT, NODES, OPS, SPECIAL_CALLS, ZERO_PRESERVING, Mismatch,
+                                 infer_shape)
+from unroll.dsl import ast
+from unroll.errors import DerivationError, Span
+
+NAMES = set(OPS) | set(NODES)
+
+# Module-level tables outside ops.py whose keys are op names, and why each stays where it is.
+# A new one makes test_no_other_module_keeps_a_per_op_table fail: put the fact into OpInfo.
+ALLOWED_TABLES = {
+    "unroll.compiler.symbolic._ALGEBRA": "sympy's model of the linear ops (a lowering, like a backend's)",
+    "unroll.compiler.pretty.PRECEDENCE": "read from OpInfo.precedence",
+    "unroll.compiler.prox.PROX": "read from OpInfo.prox",
+    "unroll.compiler.prox._SEPARABLE": "read from OpInfo.prox",
+    "unroll.compiler.gradflow.REMEDIES": "read from OpInfo.remedy",
+    "unroll.compiler.blocks._ACTIVATIONS": "layer kinds of a block that are ops",
+    "unroll.compiler.blocks.LAYER_KINDS": "layer kinds of a block (conv, linear and the activations)",
+    "unroll.compiler.ir.LEAF_OPS": "the leaves among NODES (and linop_norm)",
+    "unroll.compiler.algebra._SMART": "algebra's simplifying constructors (OpInfo.number folds numbers)",
+    "unroll.compiler.channels.CALLS": "spec calls the checker hands to channels (sum_k is not an op)",
+    "unroll.compiler.blocks.CALLS": "channels.CALLS, imported",
+    "unroll.compiler.quadratic._SHAPED": "read from OpInfo.along_axis",
+}
+
+
+def _compiler_modules():
+    for m in pkgutil.iter_modules(unroll.compiler.__path__):
+        yield importlib.import_module(f"unroll.compiler.{m.name}")
+    yield viz
+
+
+def _op_keyed_tables():
+    """(qualified name, keys) of module-level containers with at least three op names as keys
+    (those imported from ops, and Python's reserved words, are not tables of their own)."""
+    from unroll.compiler import ops
+    imported = {id(v) for v in vars(ops).values()}
+    for mod in _compiler_modules():
+        if mod.__name__ == "unroll.compiler.ops":
+            continue
+        for name, obj in vars(mod).items():
+            if name.startswith("__") or name == "RESERVED" or id(obj) in imported:
+                continue
+            if isinstance(obj, dict):
+                keys = list(obj)
+            elif isinstance(obj, (set, frozenset, tuple)):
+                keys = list(obj)
+            else:
+                continue
+            strs = {k for k in keys if isinstance(k, str)}
+            if len(strs & set(OPS)) >= 3:
+                yield f"{mod.__name__}.{name}", strs
+
+
+def test_no_other_module_keeps_a_per_op_table():
+    found = {name for name, _ in _op_keyed_tables()}
+    assert found <= set(ALLOWED_TABLES), f"per-op tables outside ops.py: {found - set(ALLOWED_TABLES)}"
+
+
+def test_every_op_keyed_table_uses_names_from_ops():
+    for name, keys in _op_keyed_tables():
+        keys = keys - {"conv", "linear", "sum_k"}  # block layer kinds, the loss's sum over layers
+        assert keys <= NAMES, f"{name} names unknown ops {keys - NAMES}"
+    for table in (FUNCTIONS.values(), SPECIAL_CALLS, ZERO_PRESERVING, LEAF_OPS):
+        assert set(table) <= NAMES
+    assert not set(OPS) & set(NODES)
+
+
+def test_derived_tables_match_the_entries():
+    assert set(prox.PROX) == {n for n, o in OPS.items() if o.prox}
+    assert pretty.PRECEDENCE == {n: o.precedence for n, o in OPS.items() if o.precedence}
+    assert FUNCTIONS["max"] == "maximum" and FUNCTIONS["norm2"] == "opnorm"
+    assert all(OPS[op].call == name for name, op in FUNCTIONS.items())
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_each_op_carries_its_facts(name):
+    o = OPS[name]
+    lo, hi = o.arity
+    assert 0 <= lo <= hi and o.doc
+    assert o.kind in viz.KIND_COLORS
+    assert all(p < hi for p in o.zero_grad)
+    assert o.out_dtype in ("same", "real", "complex")
+    if o.vjp is not None:  # a rule for grad implies the op is smooth
+        assert o.smooth, name
+    if o.zero_grad or o.remedy:
+        assert o.zero_grad and o.remedy, name
+    if o.infix is not None:
+        assert o.precedence is not None and lo == hi == 2
+    if isinstance(o.text, str):
+        assert o.text.format(*["a"] * hi)
+    if o.sym is not None:
+        assert all(f.format(*["a"] * hi) for f in o.sym)
+
+
+def test_shape_rules_cover_every_op_that_is_not_custom():
+    for name, o in OPS.items():
+        if o.rule == "custom":
+            assert infer_shape(name, [(3,)] * o.arity[0]) is None
+            continue
+        shapes = {"matmul": [(3, 4), (4,)], "transpose": [(3, 4)], "matrix_scalar": [(3, 3)],
+                  "fourier": [(4, 4)], "cconv": [(2, 3, 3), (8, 8)],
+                  "cconv_t": [(2, 3, 3), (2, 8, 8)], "bank": [(5, 2), (5, 3, 3)],
+                  "sum_l": [(2, 8)], "plf": [(2, 8), (2, 5), (), ()]}.get(o.rule, [(3,)] * o.arity[0])
+        numbers = [s == () for s in shapes]
+        got = infer_shape(name, shapes, None, numbers)
+        assert isinstance(got, tuple), (name, got)
+
+
+def test_shape_rules_report_mismatches():
+    bad = infer_shape("add", [(3,), (4,)])
+    assert isinstance(bad, Mismatch) and bad.message == "cannot add [3] and [4]" and bad.describe == (0, 1)
+    assert infer_shape("add", [(3, 1), (1, 4)]) == (3, 4)
+    assert infer_shape("add", [IDENT, (3, 3)]) == (3, 3)
+    assert isinstance(infer_shape("add", [IDENT, (3, 4)]), Mismatch)
+    assert "inner dimensions differ" in infer_shape("matmul", [(3, 4), (5,)]).message
+    assert infer_shape("matmul", [(3, 4), (4, 2)]) == (3, 2)
+    assert infer_shape("cconv", [(2, 3, 3), (8,)]).at == 1
+    assert infer_shape("plf", [(2, 8), (2, 5), (), ()], numbers=[False, False, True, False]).at == 3
+
+
+def test_algebra_reports_a_mismatch_instead_of_keeping_the_left_shape():
+    a = Value("input", (), ("a",), (3,), True)
+    b = Value("input", (), ("b",), (4,), True)
+    with pytest.raises(DerivationError, match=r"cannot add \[3\] and \[4\]"):
+        al.mk("add", a, b)
+    with pytest.raises(DerivationError, match="inner dimensions differ"):
+        al.mk("matmul", Value("operator", (), ("A",), (3, 5)), a)
+    assert al.mk("add", a, Value("input", (), ("c",), (3,), True)).shape == (3,)
+
+
+def test_templates_judge_smoothness_by_the_op_entries():
+    span = Span()
+    x = ast.Name(span, "x")
+    for fname, op in FUNCTIONS.items():
+        call = ast.Call(span, fname, (x,) * max(OPS[op].arity[0], 1))
+        assert templates.smooth(call) == OPS[op].smooth, fname
+
+
+def test_printed_forms_come_from_the_entries():
+    x = Value("input", (), ("x",), (3,), True)
+    y = Value("input", (), ("y",), (3,), True)
+    assert pretty.to_text(al.mk("maximum", x, y)) == "max(x, y)"
+    assert pretty.to_text(al.mk("norm1", x)) == "||x||_1"
+    assert pretty.to_text(al.mk("mul", al.mk("add", x, y), y)) == "(x + y) * y"
+    assert symbolic.unicode(al.mk("norm1", x)) == "‖x‖₁"
+    assert viz.op_kind("soft") == "nonlinear" and viz.op_kind("param") == "param"
+
+
+def test_every_constraint_is_in_the_grammar_and_the_table():
+    grammar = Path(unroll.__file__).parent / "dsl" / "unroll.lark"
+    line = next(l for l in grammar.read_text().splitlines() if l.startswith("MODIFIER"))
+    words = set(re.findall(r"[a-z_]+", line.split(":", 1)[1]))
+    assert set(BASES) <= words
+    assert {c.base for c in CONSTRAINTS.values()} == set(BASES)
+    for c in CONSTRAINTS.values():
+        assert c.method in ("project", "softplus", "sigmoid")
+        if c.method == "project":
+            assert c.lo is not None
