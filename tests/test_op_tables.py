@@ -173,8 +173,12 @@ def test_every_constraint_is_in_the_grammar_and_the_table():
     assert {c.base for c in CONSTRAINTS.values()} == set(BASES)
     for c in CONSTRAINTS.values():
         assert c.method in ("project", "softplus", "sigmoid")
-        if c.method == "project":
-            assert c.lo is not None
+        lo, hi = c.domain
+        assert lo is not None or hi is not None, c.name
+        if c.method == "project":  # the projection keeps values strictly inside the domain
+            bound = c.lo if c.lo is not None else c.hi
+            assert bound is not None and not c.outside(bound), c.name
+            assert c.outside(lo if lo is not None else hi), c.name
 
 
 GRAD_SPEC = """dims n

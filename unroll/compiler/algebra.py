@@ -2,7 +2,8 @@
 
 They apply the shape rules of `ops.py` without an AST node (a mismatch is a `DerivationError`)
 and fold the small identities that keep derived expressions readable (numbers fold, 0 and 1
-vanish, scalars move out of products), so that `grad` of ½‖Ax − y‖² is exactly the graph of the hand-written Aᵀ(Ax − y).
+vanish, scalars move out of products), so that `grad` of ½‖Ax − y‖² is exactly the graph of
+the hand-written Aᵀ(Ax − y).
 """
 from __future__ import annotations
 

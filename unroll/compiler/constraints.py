@@ -20,7 +20,8 @@ UNIT_MARGIN = 1e-6  # projected `unit` keeps values in [margin, 1 - margin] (flo
 @dataclass(frozen=True)
 class Constraint:
     """How a constrained learnable is stored and used: `method` is project, softplus or sigmoid;
-    `lo`/`hi` bound a projection (None: unbounded on that side); `base` names the set."""
+    `lo`/`hi` bound a projection (None: unbounded on that side); `base` names the set (the word
+    the grammar accepts), `domain` the open interval an initial value must lie in."""
 
     name: str
     base: str
@@ -28,18 +29,30 @@ class Constraint:
     lo: float | None
     hi: float | None
     text: str
+    domain: tuple[float | None, float | None] = (None, None)
+
+    def outside(self, v):
+        """Where `v` (a number or an array) is not inside `domain`: True/False, or a bool array."""
+        lo, hi = self.domain
+        out = v != v  # NaN is never inside
+        if lo is not None:
+            out = out | (v <= lo)
+        if hi is not None:
+            out = out | (v >= hi)
+        return out
 
 
 CONSTRAINTS: dict[str, Constraint] = {c.name: c for c in (
     Constraint("positive", "positive", "project", POSITIVE_FLOOR, None,
-               f"> 0: stored as its value, projected onto [{POSITIVE_FLOOR:g}, inf) after each step"),
+               f"> 0: stored as its value, projected onto [{POSITIVE_FLOOR:g}, inf) after each step",
+               (0.0, None)),
     Constraint("positive(softplus)", "positive", "softplus", None, None,
-               "> 0: stored raw, used as softplus(raw)"),
+               "> 0: stored raw, used as softplus(raw)", (0.0, None)),
     Constraint("unit", "unit", "project", UNIT_MARGIN, 1 - UNIT_MARGIN,
                f"in (0, 1): stored as its value, projected onto [{UNIT_MARGIN:g}, 1 - {UNIT_MARGIN:g}]"
-               " after each step"),
+               " after each step", (0.0, 1.0)),
     Constraint("unit(sigmoid)", "unit", "sigmoid", None, None,
-               "in (0, 1): stored raw, used as sigmoid(raw)"),
+               "in (0, 1): stored raw, used as sigmoid(raw)", (0.0, 1.0)),
 )}
 
 BASES = tuple(dict.fromkeys(c.base for c in CONSTRAINTS.values()))

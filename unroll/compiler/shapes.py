@@ -127,8 +127,9 @@ class ExprChecker(Resolver):
         dtype = "complex" if any(a.dtype == "complex" for a in args) else "real"
         if info.real_only and dtype == "complex":
             i = next(i for i, a in enumerate(args) if a.dtype == "complex")
-            raise self.err(ShapeError, f"{opname} needs real values but `{_text(self.src, arg_nodes[i].span)}`"
-                           " is complex", arg_nodes[i], "take real(...) or abs(...) first")
+            raise self.err(ShapeError, f"{opname} needs real values but "
+                           f"`{_text(self.src, arg_nodes[i].span)}` is complex", arg_nodes[i],
+                           "take real(...) or abs(...) first")
         dtype = dtype if info.out_dtype == "same" else info.out_dtype
         shapes = [a.shape for a in args]
         if opname == "matmul" and () in shapes:  # a scalar factor: an element-wise product
@@ -142,7 +143,7 @@ class ExprChecker(Resolver):
             raise AssertionError(f"{opname} has no shape rule")
         if isinstance(shape, Mismatch):
             raise self.mismatch(shape, node, args, arg_nodes)
-        if info.rule == "elementwise" and shape != IDENT:  # `I` takes the size of what it is combined with
+        if info.rule == "elementwise" and shape != IDENT:  # `I` takes the size it is combined with
             args = [replace(a, shape=shape) if a.shape == IDENT else a for a in args]
         batched = any(a.batched for a in args) and info.rule != "batch_reduce"
         return Value(opname, tuple(args), (), shape, batched, dtype, node.span)
@@ -150,6 +151,7 @@ class ExprChecker(Resolver):
     def mismatch(self, m: Mismatch, node: ast.Node, args: list[Value], arg_nodes: list) -> SpecError:
         """The located error for a shape rule's `Mismatch`: at the argument it names (or the whole
         expression), the arguments it names described in the hint."""
-        parts = [self.describe(args[i], arg_nodes[i]) for i in m.describe] + ([m.hint] if m.hint else [])
+        parts = [self.describe(args[i], arg_nodes[i]) for i in m.describe]
+        parts += [m.hint] if m.hint else []
         return self.err(ShapeError, m.message, node if m.at is None else arg_nodes[m.at],
                         "; ".join(parts) or None)
