@@ -160,6 +160,9 @@ def test_time_budget_stops_cleanly(tmp_path):
     assert res.stopped == "time_budget" and res.steps == 1
     assert load_checkpoint(res.last_checkpoint)["step"] == 1
     assert len(res.layer_nmse_db) == 3
+    # the stop's evaluation is the best so far (no scheduled one ran): not 'inf at step -1'
+    assert res.best_step == 1 and res.best_nmse_db == res.layer_nmse_db[-1]
+    assert res.best_checkpoint is not None and load_checkpoint(res.best_checkpoint)["step"] == 1
 
 
 def test_resume_refuses_changed_settings(tmp_path):

@@ -519,6 +519,9 @@ class _Run:
         """The final per-layer NMSE (evaluated now if the last step did not), final logs, the result."""
         if not self.layer_nmse:
             self.layer_nmse = evaluate_layers(self.model, self.test, self.cfg.eval_batch_size)
+            if self.layer_nmse[-1] < self.best:  # a stop before any scheduled evaluation improved it
+                self.best, self.best_step = self.layer_nmse[-1], self.done
+                self.checkpoint(self.best_path)
         status = ("completed" if stopped == "completed"
                   else f"stopped by time budget at step {self.done}/{self.total}")
         if self.world.main:
