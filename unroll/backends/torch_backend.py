@@ -35,17 +35,13 @@ def _as_array(x):
     return torch.as_tensor(np.ascontiguousarray(x))  # copies views with negative strides
 
 
-_OUTSIDE = {"positive": lambda v: v <= 0, "unit": lambda v: (v <= 0) | (v >= 1)}
-
-
 def _constraint_error(u: Unfolded, args: list, msg: str) -> None:
     """Raise a SpecError at the init of the first constrained learnable whose value breaks it."""
     from .numpy_backend import initial_parameters
     values = initial_parameters(u, {o: a.cpu().numpy() if torch.is_tensor(a) else a
                                     for o, a in zip(u.program.operators, args)})
     for node, info in u.params.items():
-        base = CONSTRAINTS[info.constraint].base if info.constraint else None
-        if base and np.any(_OUTSIDE[base](values[node])):
+        if info.constraint and np.any(CONSTRAINTS[info.constraint].outside(values[node])):
             lrn = u.program.learnables[info.name]
             raise SpecError(f"learn {info.name} is {info.constraint} but its initial value is not "
                             f"({msg})", lrn.init.span or lrn.span, None, u.program.source) from None
