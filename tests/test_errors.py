@@ -277,7 +277,7 @@ def test_caret_lines_up_under_tab_indentation():
 
 
 def test_unused_learnable_is_reported_without_derived_steps():
-    from unroll.compiler.rewrite import UnusedLearnableWarning
+    from unroll.compiler.implicit import UnusedLearnableWarning
     with pytest.warns(UnusedLearnableWarning, match=r"<spec>:6:1: learn Z is never used"):
         unroll.compile(spec("x = soft(A' y + x, 0.1)", decls="learn Z : [m] = 0 shared\n"), A=A)
 

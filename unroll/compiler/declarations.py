@@ -10,7 +10,7 @@ from ..dsl import ast
 from ..errors import NameError_, ShapeError, Span, SpecError, TyingError, closest
 from ..limits import MAX_K
 from . import blocks as _blocks
-from . import derive, linop as _linop
+from . import derivations, linop as _linop
 from .constraints import CONSTRAINTS
 from .ir import CostTerm, Learnable, Program, StateVar, Value, fmt_shape
 from .names import reserved_reason
@@ -131,7 +131,7 @@ class Checker(ExprChecker):
         for c in self.costs.values():
             self.check_cost(c)
         updates, equations, aux = self.body(iterate)
-        derive.finish(self, updates)
+        derivations.finish(self, updates)
         self.check_outputs(parts)
         self.count_name = iterate.count_name
         loss = self.loss(parts.loss) if parts.loss is not None else None

@@ -1,5 +1,6 @@
-"""Symbolic derivation hooks: spec calls (grad, prox, argmin) that the compiler expands into
-primitive ops before building the graph. Each entry takes (checker, call, ctx, env) -> Value.
+"""Symbolic derivation: `grad` and `prox` of cost terms, expanded into primitive ops before the
+graph is built. Each takes (scope, call, ctx, env) -> Value and reads the checker only through
+the `scope.Scope` it is given; `derivations.DERIVED` maps the spec's calls to them and `argmin`.
 
 `grad(f, x)` differentiates cost terms by reverse-mode rules over the IR (each op's vector-Jacobian
 rule, `OpInfo.vjp` in `ops`), simplified by the smart constructors of `algebra`; `prox(g, v, t)`
@@ -14,8 +15,10 @@ from ..errors import DerivationError
 from . import algebra as al
 from .ir import Value
 from .ops import OPS, NotDifferentiable
+from .prox import prox_of
+from .scope import Scope
 
-__all__ = ["DERIVED", "vjp", "cost_terms", "placeholder", "finish", "NotDifferentiable"]
+__all__ = ["vjp", "cost_terms", "placeholder", "grad", "prox", "rewrite", "NotDifferentiable"]
 
 
 def vjp(cost: Value, wrt: Value) -> Value | None:
@@ -54,25 +57,25 @@ def _total(parts: list) -> Value | None:
 
 
 # ---- cost terms named in a call ----
-def cost_terms(checker, e: ast.Expr) -> list[tuple[ast.Expr | None, float, str]]:
+def cost_terms(scope: Scope, e: ast.Expr) -> list[tuple[ast.Expr | None, float, str]]:
     """`f`, `f + h`, `rho * h - f` → [(coefficient expr or None, sign, cost name)]."""
     if isinstance(e, ast.Name):
-        if e.id not in checker.costs:
-            known = ", ".join(checker.costs) or "(none declared)"
-            raise checker.err(DerivationError, f"'{e.id}' is not a cost term", e,
-                              f"name a declared cost: {known}")
+        if e.id not in scope.costs:
+            known = ", ".join(scope.costs) or "(none declared)"
+            raise scope.err(DerivationError, f"'{e.id}' is not a cost term", e,
+                            f"name a declared cost: {known}")
         return [(None, 1.0, e.id)]
     if isinstance(e, ast.BinOp) and e.op in ("add", "sub"):
-        right = [(c, -s if e.op == "sub" else s, n) for c, s, n in cost_terms(checker, e.right)]
-        return cost_terms(checker, e.left) + right
+        right = [(c, -s if e.op == "sub" else s, n) for c, s, n in cost_terms(scope, e.right)]
+        return cost_terms(scope, e.left) + right
     if isinstance(e, ast.Neg):
-        return [(c, -s, n) for c, s, n in cost_terms(checker, e.operand)]
+        return [(c, -s, n) for c, s, n in cost_terms(scope, e.operand)]
     if isinstance(e, ast.BinOp) and e.op in ("mul", "matmul"):
         for coef, term in ((e.left, e.right), (e.right, e.left)):
-            if isinstance(term, ast.Name) and term.id in checker.costs:
+            if isinstance(term, ast.Name) and term.id in scope.costs:
                 return [(coef, 1.0, term.id)]
-    raise checker.err(DerivationError, "expected a cost term or a sum of cost terms", e,
-                      "write grad(f, x), grad(f + h, x) or grad(f + rho * h, x)")
+    raise scope.err(DerivationError, "expected a cost term or a sum of cost terms", e,
+                    "write grad(f, x), grad(f + h, x) or grad(f + rho * h, x)")
 
 
 def placeholder(name: str, like: Value) -> Value:
@@ -80,85 +83,73 @@ def placeholder(name: str, like: Value) -> Value:
     return Value("state", (), (f"__{name}__",), like.shape, like.batched, like.dtype, like.span)
 
 
-def term_value(checker, name: str, var: str | None, p: Value, ctx, env) -> Value:
+def term_value(scope: Scope, name: str, var: str | None, p: Value, ctx, env) -> Value:
     """Cost `name` with its parameter `var` (its only one by default) bound to `p`."""
-    cost = checker.costs[name]
+    cost = scope.costs[name]
     var = var if var is not None else cost.params[0]
     args = tuple(ast.Name(cost.span, "__p__" if q == var else q) for q in cost.params)
-    return al.normalize(checker.call_cost(ast.Call(cost.span, name, args), ctx,
-                                          {**env, "__p__": p}))
+    return al.normalize(scope.call_cost(ast.Call(cost.span, name, args), ctx,
+                                        {**env, "__p__": p}))
 
 
-def _wrt(checker, call: ast.Call, terms, ctx, env) -> tuple[str | None, Value]:
+def _wrt(scope: Scope, call: ast.Call, terms, ctx, env) -> tuple[str | None, Value]:
     """The differentiated parameter (None = each term's only one) and the point."""
-    point = checker.expr(call.args[1], ctx, env)
-    multi = [n for _, _, n in terms if len(checker.costs[n].params) > 1]
+    point = scope.expr(call.args[1], ctx, env)
+    multi = [n for _, _, n in terms if len(scope.costs[n].params) > 1]
     if multi:
         x = call.args[1]
-        if not isinstance(x, ast.Name) or x.id not in checker.costs[multi[0]].params:
-            raise checker.err(DerivationError, f"cost {multi[0]} has several parameters; "
-                              "name the one to differentiate", x,
-                              f"one of: {', '.join(checker.costs[multi[0]].params)}")
+        if not isinstance(x, ast.Name) or x.id not in scope.costs[multi[0]].params:
+            raise scope.err(DerivationError, f"cost {multi[0]} has several parameters; "
+                            "name the one to differentiate", x,
+                            f"one of: {', '.join(scope.costs[multi[0]].params)}")
         return x.id, point
     return None, point
 
 
-def _grad(checker, call: ast.Call, ctx, env) -> Value:
+def grad(scope: Scope, call: ast.Call, ctx, env) -> Value:
+    """`grad(f, x)`: the gradient of cost terms by the VJP rules, at the point x."""
     if len(call.args) != 2:
-        raise checker.err(DerivationError, "grad takes a cost and a variable: grad(f, x)", call)
-    terms = cost_terms(checker, call.args[0])
-    var, point = _wrt(checker, call, terms, ctx, env)
+        raise scope.err(DerivationError, "grad takes a cost and a variable: grad(f, x)", call)
+    terms = cost_terms(scope, call.args[0])
+    var, point = _wrt(scope, call, terms, ctx, env)
     p = placeholder("grad", point)
     total = None
     for coef, sign, name in terms:
         try:
-            g = vjp(term_value(checker, name, var, p, ctx, env), p)
+            g = vjp(term_value(scope, name, var, p, ctx, env), p)
         except NotDifferentiable as nd:
             what = {"norm1": "||.||_1", "norm2": "||.|| (not squared)", "norm0": "||.||_0"}.get(
                 nd.node.op, nd.node.op)
-            raise checker.err(DerivationError, f"cost {name} is not differentiable in "
-                              f"{var or checker.costs[name].params[0]}: it contains {what}", call,
-                              f"use prox({name}, v, t) for a non-smooth term") from None
+            raise scope.err(DerivationError, f"cost {name} is not differentiable in "
+                            f"{var or scope.costs[name].params[0]}: it contains {what}", call,
+                            f"use prox({name}, v, t) for a non-smooth term") from None
         if coef is not None:
-            g = al.mul(checker.expr(coef, ctx, env), g)
+            g = al.mul(scope.expr(coef, ctx, env), g)
         total = al.sub(total, g) if sign < 0 else al.add(total, g)
     total = total if total is not None else al.num(0.0)
     out = al.substitute(total, {id(p): point})
-    return _rewrite(checker, out)
+    return rewrite(scope, out)
 
 
-def _prox(checker, call: ast.Call, ctx, env) -> Value:
-    from .prox import prox_of
+def prox(scope: Scope, call: ast.Call, ctx, env) -> Value:
+    """`prox(g, v, t)`: the proximal operator of cost terms, from the table in `prox`."""
     if len(call.args) not in (2, 3):
-        raise checker.err(DerivationError, "prox takes a cost, a point and a step: prox(g, v, t)",
-                          call)
-    terms = cost_terms(checker, call.args[0])
-    v = checker.expr(call.args[1], ctx, env)
-    t = checker.expr(call.args[2], ctx, env) if len(call.args) == 3 else al.num(1.0)
+        raise scope.err(DerivationError, "prox takes a cost, a point and a step: prox(g, v, t)",
+                        call)
+    terms = cost_terms(scope, call.args[0])
+    v = scope.expr(call.args[1], ctx, env)
+    t = scope.expr(call.args[2], ctx, env) if len(call.args) == 3 else al.num(1.0)
     p = placeholder("prox", v)
     parts = []
     for coef, sign, name in terms:
-        val = term_value(checker, name, None, p, ctx, env)
+        val = term_value(scope, name, None, p, ctx, env)
         if coef is not None:
-            val = al.mul(checker.expr(coef, ctx, env), val)
+            val = al.mul(scope.expr(coef, ctx, env), val)
         parts.append(al.neg(val) if sign < 0 else val)
-    return _rewrite(checker, prox_of(checker, call, [n for _, _, n in terms], parts, p, v, t))
+    return rewrite(scope, prox_of(scope, call, [n for _, _, n in terms], parts, p, v, t))
 
 
-def _argmin(checker, call: ast.Call, ctx, env) -> Value:
-    from .quadratic import argmin
-    return _rewrite(checker, argmin(checker, call, ctx, env))
-
-
-def _rewrite(checker, v: Value) -> Value:
-    from .rewrite import rewrite
-    return rewrite(checker, v)
-
-
-def finish(checker, updates: dict[str, Value]) -> None:
-    """After the body: every learnable meant for rewriting must have matched a derived step."""
-    from .rewrite import check_all_used
-    check_all_used(checker, updates)
-
-
-DERIVED: dict = {"grad": _grad, "prox": _prox, "argmin": _argmin}
+def rewrite(scope: Scope, v: Value) -> Value:
+    """A derived step with its parts equal to implicit learnables' inits replaced by them."""
+    from .rewrite import rewrite as _rewrite  # sympy, loaded only when a step is derived
+    return _rewrite(scope, v)

@@ -11,6 +11,7 @@ from ..errors import DerivationError
 from . import algebra as al
 from .ir import Value
 from .ops import OPS
+from .scope import Scope
 
 __all__ = ["PROX", "SUPPORTED", "prox_of"]
 
@@ -47,7 +48,7 @@ def _addends(v: Value) -> list[Value]:
     return _addends(v.args[0]) + _addends(v.args[1]) if v.op == "add" else [v]
 
 
-def prox_of(checker, call, names: list[str], parts: list[Value], p: Value, v: Value,
+def prox_of(scope: Scope, call, names: list[str], parts: list[Value], p: Value, v: Value,
             t: Value) -> Value:
     """prox_{t·Σ parts}(v) from the table, or a `DerivationError` listing the supported forms."""
     terms: list[tuple[Value, Value]] = []
@@ -55,19 +56,19 @@ def prox_of(checker, call, names: list[str], parts: list[Value], p: Value, v: Va
         for a in _addends(part):
             got = _split(a, p)
             if got is None:
-                raise checker.err(DerivationError, f"no proximal operator for cost {name} in the "
-                                  "table", call, "supported forms: " + "; ".join(SUPPORTED))
+                raise scope.err(DerivationError, f"no proximal operator for cost {name} in the "
+                                "table", call, "supported forms: " + "; ".join(SUPPORTED))
             terms.append(got)
     ops = sorted(a.op for _, a in terms)
     by_op = {a.op: (c, a) for c, a in terms}
     if len(by_op) != len(terms):
-        raise checker.err(DerivationError, "combine equal terms into one (e.g. (a + b)‖x‖₁)", call)
+        raise scope.err(DerivationError, "combine equal terms into one (e.g. (a + b)‖x‖₁)", call)
     proj = [o for o in ops if o in _PROJECTIONS]
     rest = [o for o in ops if o not in _PROJECTIONS]
     if len(proj) > 1 or (len(rest) > 1 and rest != ["norm1", "sqnorm"]) or (
             proj and rest and rest[0] not in _SEPARABLE):
-        raise checker.err(DerivationError, f"no proximal operator for the sum {' + '.join(names)} "
-                          "in the table", call, "supported forms: " + "; ".join(SUPPORTED))
+        raise scope.err(DerivationError, f"no proximal operator for the sum {' + '.join(names)} "
+                        "in the table", call, "supported forms: " + "; ".join(SUPPORTED))
     if rest == ["norm1", "sqnorm"]:  # elastic net
         (c1, a1), (c2, a2) = by_op["norm1"], by_op["sqnorm"]
         out = PROX["sqnorm"].build(al, PROX["norm1"].build(al, v, al.mul(t, c1), a1), al.mul(t, c2), a2)

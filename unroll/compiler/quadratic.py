@@ -1,7 +1,7 @@
 """`argmin(x: q)` for q quadratic in x: the normal equations H x = b, lowered to a linear solve.
 
 The gradient of q is affine in x: b is minus its value at x = 0 and H its linear part. `LOWERINGS`
-is tried in order: the Fourier-domain division (a hook, filled when FFT operators exist), a dense
+is tried in order: the Fourier-domain division (costs diagonalised by fft2 or cconv), a dense
 `solve` when H can be formed as a fixed matrix, and conjugate gradients unrolled into primitive ops
 (`cg` iterations, differentiable) otherwise. `argmin(x: q, method = cg, iters = 30)` forces one.
 """
@@ -11,8 +11,10 @@ from ..dsl import ast
 from ..limits import MAX_SOLVER_ITERS
 from ..errors import DerivationError
 from . import algebra as al
+from .derive import NotDifferentiable, placeholder, vjp
 from .ir import Value
 from .ops import OPS
+from .scope import Scope
 
 __all__ = ["argmin", "normal_equations", "linear_part", "LOWERINGS", "dense", "cg", "fourier"]
 
@@ -55,7 +57,6 @@ def linear_part(g: Value, p: Value, v: Value) -> Value | None:
 
 def normal_equations(q: Value, p: Value) -> tuple[Value | None, Value]:
     """(gradient of q in p, b) with gradient = H p − b; ValueError if q is not quadratic in p."""
-    from .derive import NotDifferentiable, vjp
     try:
         g = vjp(q, p)
     except NotDifferentiable as nd:
@@ -266,7 +267,7 @@ def cg(g: Value, p: Value, b: Value, opts: dict) -> Value:
 LOWERINGS = [dense, cg]  # tried after `fourier`, which works on the cost itself
 
 
-def _options(checker, call: ast.Call) -> dict:
+def _options(scope: Scope, call: ast.Call) -> dict:
     opts: dict = {}
     for k, e in call.kwargs:
         if k == "method" and isinstance(e, ast.Name) and e.id in ("dense", "cg", "fourier"):
@@ -274,46 +275,45 @@ def _options(checker, call: ast.Call) -> dict:
         elif k == "iters" and isinstance(e, ast.Number) and 1 <= e.value <= MAX_SOLVER_ITERS:
             opts["iters"] = int(e.value)
         else:
-            raise checker.err(DerivationError, f"argmin: unknown option {k}", e,
-                              "options: method = dense | cg | fourier, iters = N (for cg)")
+            raise scope.err(DerivationError, f"argmin: unknown option {k}", e,
+                            "options: method = dense | cg | fourier, iters = N (for cg)")
     return opts
 
 
-def argmin(checker, call: ast.Call, ctx, env) -> Value:
+def argmin(scope: Scope, call: ast.Call, ctx, env) -> Value:
     """Lower `argmin(x: q)` (q quadratic in x) to a linear solve."""
-    from .derive import placeholder
     if len(call.bound) != 1 or call.args:
-        raise checker.err(DerivationError, "argmin takes one bound variable: argmin(x: expression)",
-                          call, "e.g. argmin(x: f(x) + rho/2 * ||x - z + u||^2)")
+        raise scope.err(DerivationError, "argmin takes one bound variable: argmin(x: expression)",
+                        call, "e.g. argmin(x: f(x) + rho/2 * ||x - z + u||^2)")
     name, expr = call.bound[0]
-    like = env.get(name) or (checker.symbols[name].value if name in checker.states else None)
+    like = env.get(name) or scope.state(name)
     if like is None:
-        raise checker.err(DerivationError, f"argmin variable '{name}' is not a state", call,
-                          "minimise over a declared state, e.g. argmin(x: ...)")
+        raise scope.err(DerivationError, f"argmin variable '{name}' is not a state", call,
+                        "minimise over a declared state, e.g. argmin(x: ...)")
     p = placeholder("argmin", like)
-    q = al.normalize(checker.expr(expr, ctx, {**env, name: p}))
+    q = al.normalize(scope.expr(expr, ctx, {**env, name: p}))
     if q.shape != ():
-        raise checker.err(DerivationError, "argmin needs a scalar expression", expr)
-    opts = _options(checker, call)
+        raise scope.err(DerivationError, "argmin needs a scalar expression", expr)
+    opts = _options(scope, call)
     if opts.get("method") in (None, "fourier"):
         out = fourier(q, p)
         if out is not None:
             return out
         if opts.get("method") == "fourier":
-            raise checker.err(DerivationError, "argmin: the fourier path does not apply here", call,
-                              "it needs a sum of weighted ||M x - r||^2 with M one of x, fft2(x), "
-                              "P * fft2(x), cconv(H, x)")
+            raise scope.err(DerivationError, "argmin: the fourier path does not apply here", call,
+                            "it needs a sum of weighted ||M x - r||^2 with M one of x, fft2(x), "
+                            "P * fft2(x), cconv(H, x)")
     try:
         g, b = normal_equations(q, p)
     except ValueError as e:
-        raise checker.err(DerivationError, f"argmin needs an expression quadratic in {name}", expr,
-                          f"its gradient is not affine in {name} ({e})") from None
+        raise scope.err(DerivationError, f"argmin needs an expression quadratic in {name}", expr,
+                        f"its gradient is not affine in {name} ({e})") from None
     for lower in LOWERINGS:
         if opts.get("method") not in (None, lower.__name__):
             continue
         out = lower(g, p, b, opts)
         if out is not None:
             return out
-    raise checker.err(DerivationError, f"argmin: method {opts.get('method')} does not apply here",
-                      call, "the fourier path needs FFT-diagonalised operators; dense needs a "
-                      "vector variable with fixed scalar coefficients")
+    raise scope.err(DerivationError, f"argmin: method {opts.get('method')} does not apply here",
+                    call, "the fourier path needs FFT-diagonalised operators; dense needs a "
+                    "vector variable with fixed scalar coefficients")

@@ -177,9 +177,16 @@ class Resolver:
                            f"call it: {e.id}(...)")
         return replace(sym.value, span=e.span)
 
-    def leaf(self, name: str, kind: str | None = None) -> Value | None:
-        """The leaf value of declared `name` (of that kind when given); None when there is none."""
+    # ---- the `Scope` that derivation reads (scope.py) ----
+    @property
+    def statements(self) -> tuple[ast.Node, ...]:
+        return self.spec.statements
+
+    def leaf(self, name: str) -> Value | None:
+        """The leaf value declared `name` stands for; None when there is none."""
         sym = self.symbols.get(name)
-        if sym is None or (kind is not None and sym.kind != kind):
-            return None
-        return sym.value
+        return None if sym is None else sym.value
+
+    def state(self, name: str) -> Value | None:
+        """The leaf of state `name`; None when it is not a state."""
+        return self.symbols[name].value if name in self.states else None

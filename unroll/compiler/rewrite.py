@@ -9,45 +9,15 @@ and `learn theta = lam / L` comes `x = soft(W_e y + S x, theta)`.
 """
 from __future__ import annotations
 
-import warnings
-
 import sympy as sp
 
-from ..dsl import ast
-from ..errors import DerivationError
 from . import algebra as al
 from .ir import LEAF_OPS, Value
+from .implicit import implicit_learnables
 from .symbolic import equal, to_sympy
+from .scope import Scope
 
-__all__ = ["rewrite", "implicit_learnables", "check_all_used", "UnusedLearnableWarning"]
-
-
-def _nodes(e):
-    """Every AST node in `e` (a node or a tuple of them), depth first."""
-    if isinstance(e, ast.Node):
-        yield e
-        for f in e.__dataclass_fields__:
-            yield from _nodes(getattr(e, f))
-    elif isinstance(e, tuple):
-        for x in e:
-            yield from _nodes(x)
-
-
-def _names(e, out: set) -> None:
-    out.update(n.id for n in _nodes(e) if isinstance(n, ast.Name))
-
-
-def _calls(e, out: set) -> None:
-    out.update(n.func for n in _nodes(e) if isinstance(n, ast.Call))
-
-
-def implicit_learnables(checker) -> list[str]:
-    """Learnables never named where values are used (body, loss, state inits), in order."""
-    used: set[str] = set()
-    for s in checker.spec.statements:
-        if isinstance(s, (ast.Iterate, ast.Loss, ast.State, ast.Output)):
-            _names(s, used)
-    return [n for n in checker.learnables if n not in used]
+__all__ = ["rewrite"]
 
 
 def _linear_terms(expr, leaves: dict) -> dict | None:
@@ -74,18 +44,18 @@ def _linear_terms(expr, leaves: dict) -> dict | None:
 
 
 class _Matcher:
-    def __init__(self, checker, names: list[str]):
-        self.checker = checker
-        self.inits = {n: to_sympy(checker.learnables[n].init) for n in names}
+    def __init__(self, scope: Scope, names: list[str]):
+        self.scope = scope
+        self.inits = {n: to_sympy(scope.learnables[n].init) for n in names}
         self.used: set[str] = set()
 
     def param(self, name: str) -> Value:
         self.used.add(name)
-        return self.checker.symbols[name].value
+        return self.scope.leaf(name)
 
     def find(self, form, shape) -> str | None:
         for name, init in self.inits.items():
-            lshape = self.checker.learnables[name].shape
+            lshape = self.scope.learnables[name].shape
             if (lshape == shape or lshape == () or shape == ()) and equal(form, init):
                 return name
         return None
@@ -131,51 +101,10 @@ class _Matcher:
         return al.rebuild(v, args)
 
 
-def rewrite(checker, v: Value) -> Value:
+def rewrite(scope: Scope, v: Value) -> Value:
     """v with its parts equal to implicit learnables' inits replaced by those learnables."""
-    names = implicit_learnables(checker)
+    names = implicit_learnables(scope)
     if not names:
         return v
-    return _Matcher(checker, names)(v)
+    return _Matcher(scope, names)(v)
 
-
-def _params(v: Value) -> set[str]:
-    return {n.attrs[0] for n in al.walk(v) if n.op == "param"}
-
-
-def check_all_used(checker, updates: dict[str, Value]) -> None:
-    """A learnable meant for rewriting that matched nothing is an error at its declaration."""
-    names = implicit_learnables(checker)
-    calls: set[str] = set()
-    _calls(checker.spec.statements, calls)
-    if not names:
-        return
-    if not calls & {"grad", "prox", "argmin"}:
-        _check_named(checker, names, calls)
-        return
-    used: set[str] = set()
-    for v in updates.values():
-        used |= _params(v)
-    for n in names:
-        if n not in used:
-            lrn = checker.learnables[n]
-            raise checker.err(DerivationError, f"learn {n} is not used in the body and its init "
-                              "matches no part of a derived step (grad, prox, argmin)", lrn.span,
-                              "use it by name in an update, or make its init equal to a "
-                              "coefficient of the expanded step")
-
-
-def _check_named(checker, names: list[str], calls: set[str]) -> None:
-    """Without derived steps nothing can match a learnable by its init: one never named is warned
-    about (it would train nothing and still count as a parameter)."""
-    named: set[str] = set(calls)
-    _names(checker.spec.statements, named)
-    for n in names:
-        if n not in named:
-            warnings.warn(f"{checker.learnables[n].span}: learn {n} is never used (no update, loss or "
-                          "cost names it) but still counts as a parameter", UnusedLearnableWarning,
-                          stacklevel=2)
-
-
-class UnusedLearnableWarning(UserWarning):
-    """A declared learnable that no part of the network reads."""

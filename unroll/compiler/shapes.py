@@ -8,7 +8,7 @@ from dataclasses import replace
 from ..dsl import ast
 from ..errors import NameError_, ShapeError, SpecError, closest
 from . import blocks as _blocks
-from . import channels, derive, linop as _linop, special
+from . import channels, derivations, linop as _linop, special
 from .ir import Value, fmt_shape
 from .numeric import check_number_op, cost_call
 from .ops import FUNCTIONS, OPS, SPECIAL_CALLS, Mismatch, infer_shape
@@ -60,8 +60,8 @@ class ExprChecker(Resolver):
     def _expr_Call(self, e: ast.Call, ctx, env) -> Value:
         name = e.func
         sym = self.symbols.get(name)
-        if name in derive.DERIVED:
-            return derive.DERIVED[name](self, e, ctx, env)
+        if name in derivations.DERIVED:
+            return derivations.DERIVED[name](self, e, ctx, env)
         if sym is not None and sym.kind == "cost":
             return self.call_cost(e, ctx, env)
         if sym is not None and sym.kind == "block":
@@ -80,7 +80,7 @@ class ExprChecker(Resolver):
             return self.make("matmul", [m, self.expr(e.args[0], ctx, env)], e,
                              [ast.Name(e.span, name), e.args[0]])
         if name not in FUNCTIONS:
-            known = list(FUNCTIONS) + list(derive.DERIVED) + [n for n, s in self.symbols.items()
+            known = list(FUNCTIONS) + list(derivations.DERIVED) + [n for n, s in self.symbols.items()
                                                                if s.kind == "cost"]
             raise self.err(NameError_, f"unknown function '{name}'", e,
                            closest(name, known) or "functions: " + ", ".join(sorted(FUNCTIONS)))
