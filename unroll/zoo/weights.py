@@ -44,7 +44,8 @@ def _missing(name: str, ratio: float) -> str:
 
 
 def pretrained(name: str, ratio: float = 25, device: str | None = None, data=None):
-    """The compiled zoo network ``name`` with its shipped weights for CS ratio ``ratio`` (percent).
+    """The compiled zoo network ``name`` with its shipped weights for CS ratio ``ratio`` (percent; for
+    CS-MRI networks the mask's sampling percent, e.g. ``pretrained("admm_net_exact", 20)``).
 
     The returned module has ``pretrained_record`` (the training record). FileNotFoundError when
     nothing is shipped for that (name, ratio). Sparse-coding networks (``lista``, ``lista_untied``)
