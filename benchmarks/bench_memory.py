@@ -60,6 +60,17 @@ def _clock(device: str):
     return time.perf_counter if device.startswith("cuda") else time.process_time
 
 
+def _forward_s(model, inputs: dict, device: str, repeats: int) -> float:
+    """Mean time of a forward pass without a graph."""
+    clock = _clock(device)
+    with torch.no_grad():
+        t = clock()
+        for _ in range(repeats):
+            model(**inputs)
+        sync(device)
+    return (clock() - t) / repeats
+
+
 def measure(spec: str, ops: dict, batch: dict, K: int, grad: str, device: str, repeats: int) -> dict:
     """Peak memory and median step time of one (spec, K, mode); the reason if the mode is refused."""
     torch.manual_seed(0)
@@ -87,20 +98,10 @@ def measure(spec: str, ops: dict, batch: dict, K: int, grad: str, device: str, r
         out.update(info)
         if "forward_iterations" in info:  # a forward pass of just the iterations the fixed point needed
             short = unroll.compile(spec, K=int(info["forward_iterations"]), device=device, **ops)
-            with torch.no_grad():
-                t = clock()
-                for _ in range(repeats):
-                    short(**inputs)
-                sync(device)
-            out["forward_to_convergence_s"] = (clock() - t) / repeats
+            out["forward_to_convergence_s"] = _forward_s(short, inputs, device, repeats)
             del short
     if grad == "unroll":
-        with torch.no_grad():
-            t = clock()
-            for _ in range(repeats):
-                model(**inputs)
-            sync(device)
-        out["forward_s"] = (clock() - t) / repeats
+        out["forward_s"] = _forward_s(model, inputs, device, repeats)
     del model
     return out
 

@@ -78,6 +78,7 @@ class GradRunner:
         self.module = module
         self.mode, self.T, self.tol = mode, T, tol
         self.info: dict[str, Any] = {}
+        self._seg_cache: dict[tuple, int] = {}  # checkpoint segment length per (K, input shapes)
 
     def __call__(self, *args, **kwargs):
         m = self.module
@@ -142,7 +143,7 @@ class GradRunner:
         (ISTA-Net+ blocks) get short segments and LISTA about sqrt(K)."""
         m = self.module
         key = (stop, tuple(tuple(v.shape) for v in env.values() if torch.is_tensor(v)))
-        cache = self.__dict__.setdefault("_seg_cache", {})
+        cache = self._seg_cache
         if key not in cache:
             owned = {t.data_ptr() for t in list(m.parameters()) + list(m.buffers())}
             saved = 0

@@ -481,10 +481,14 @@ class _Run:
         })
         self.loss_sum, self.loss_count = 0.0, 0
         bar.set_postfix(loss=f"{self.rows[-1]['train_loss']:.3g}", nmse_db=f"{nmse[-1]:.2f}")
-        if nmse[-1] < self.best:
-            self.best, self.best_step = nmse[-1], self.done
-            self.checkpoint(self.best_path)
+        self._keep_if_best(nmse[-1])
         write_logs(self.out, self.rows, self.meta("running"))
+
+    def _keep_if_best(self, score: float) -> None:
+        """Record a final-layer NMSE that beats the best so far, and save it as best.pt."""
+        if score < self.best:
+            self.best, self.best_step = score, self.done
+            self.checkpoint(self.best_path)
 
     def checkpoint(self, path: Path) -> None:
         """Save the whole run state to ``path``: one writer (rank 0), every rank reads the file."""
@@ -519,9 +523,7 @@ class _Run:
         """The final per-layer NMSE (evaluated now if the last step did not), final logs, the result."""
         if not self.layer_nmse:
             self.layer_nmse = evaluate_layers(self.model, self.test, self.cfg.eval_batch_size)
-            if self.layer_nmse[-1] < self.best:  # a stop before any scheduled evaluation improved it
-                self.best, self.best_step = self.layer_nmse[-1], self.done
-                self.checkpoint(self.best_path)
+            self._keep_if_best(self.layer_nmse[-1])  # a stop may come before any scheduled evaluation
         status = ("completed" if stopped == "completed"
                   else f"stopped by time budget at step {self.done}/{self.total}")
         if self.world.main:
