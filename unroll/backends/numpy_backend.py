@@ -335,6 +335,9 @@ def evaluate(u: Network, operators: Mapping[str, np.ndarray], inputs: Mapping[st
         if rec.op == "input":
             env[n] = np.asarray(inputs[rec.attrs[0]],
                                 dtype=np.complex128 if rec.dtype == "complex" else np.float64)
+        elif rec.op == "target":  # read by an aux term: NaN (aux unknown) without targets
+            env[n] = (np.full(rec.shape, np.nan) if targets is None else np.asarray(
+                targets[rec.attrs[0]], dtype=np.complex128 if rec.dtype == "complex" else np.float64))
         elif rec.op == "operator":
             env[n] = ops[rec.attrs[0]]
         elif rec.op == "const":

@@ -310,8 +310,8 @@ def _write_run(w: _Writer, u: Network) -> tuple[set, list, frozenset]:
     def bind(n: str, rec) -> str:
         w(f"{n} = {_leaf_attr(u, rec, n)}", 2, n, rec.span)
         return n
-    _body(w, g, [n for n in g if n in live and g[n].op in ("operator", "const", "param")], names,
-          _CTX, 2, bind=bind)
+    _body(w, g, [n for n in g if n in live and g[n].op in ("target", "operator", "const", "param")],
+          names, _CTX, 2, bind=bind)
     w("_layers = []", 2)
 
     def state_tuple(k: int) -> str:
@@ -325,8 +325,8 @@ def _write_run(w: _Writer, u: Network) -> tuple[set, list, frozenset]:
             w(f"if upto == {k + 1}:", 2)
             w(f"return {state_tuple(k + 1)}, _layers", 3)
 
-    computing = [n for n in g if n in live and g[n].op not in ("input", "operator", "const",
-                                                               "param")]
+    computing = [n for n in g if n in live and g[n].op not in ("input", "target", "operator",
+                                                               "const", "param")]
     main = _live(g, [st[s] for st in u.state_nodes[1:] for s in states if not p.states[s].aux])
     guarded = frozenset(n for n in computing if n not in main)
     # Make sure every layer closes even when a layer computes nothing new (e.g. x = x).
@@ -342,8 +342,11 @@ def _write_run(w: _Writer, u: Network) -> tuple[set, list, frozenset]:
 
 
 def _leaf_attr(u: Network, rec, node: str) -> str:
-    """A forward-graph leaf read from the module: an operator or const buffer, or a learnable
-    (its shared copy or its layer's) with its constraint applied."""
+    """A forward-graph leaf read from the module: an operator or const buffer, a learnable
+    (its shared copy or its layer's) with its constraint applied, or a target (an aux term's,
+    from the batch `loss` passes as `aux`)."""
+    if rec.op == "target":
+        return f"self._target(aux, {rec.attrs[0]!r})"
     if rec.op != "param":
         return f"self.{attr_name(rec.attrs[0])}"
     info = u.params[node]

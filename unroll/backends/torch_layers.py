@@ -39,6 +39,10 @@ def write_layered(w, u: Network, live: set, computing: list, guarded: frozenset)
             names[n] = n
             defined.append(n)
             w(f"{n} = self.{attr_name(rec.attrs[0])}", 2)
+        elif rec.op == "target":  # read by aux terms: from the batch loss() passes as `aux`
+            names[n] = n
+            defined.append(n)
+            w(f"{n} = self._target(aux, {rec.attrs[0]!r})", 2)
         elif rec.op == "param":
             info = u.params[n]
             where = (f"self.{attr_name(info.name)}" if info.layer is None else

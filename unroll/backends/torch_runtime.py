@@ -89,8 +89,19 @@ class UnrolledModule(torch.nn.Module):
         """The spec's training loss on a batch (a dict of inputs and targets)."""
         if not self._has_loss:
             raise NotImplementedError("the spec declares no loss")
-        _states, _all = self._run(*[batch[n] for n in self.input_names], upto, self._loss_layers)
+        _states, _all = self._run(*[batch[n] for n in self.input_names], upto, self._loss_layers,
+                                  batch)  # aux terms read their targets from the batch
         return self._loss(batch, _states, _all, upto)
+
+    def _target(self, _aux, _name):
+        """Target `_name` for an aux term: from the batch `loss` passes as `_aux`; None when aux
+        terms are skipped (forward)."""
+        if not _aux:
+            return None
+        if _aux is True or _name not in _aux:
+            raise ValueError(f"an aux term reads the target {_name!r}: compute it through "
+                             f"loss(batch) with {_name!r} in the batch")
+        return _aux[_name]
 
     def layer_parameters(self, k):
         """Parameters owned by the k-th layer alone (k from 1, as `upto`); [] if all are shared."""

@@ -130,10 +130,10 @@ class Checker(ExprChecker):
                            "declare what the iteration updates, e.g. `state x : [m] = 0`")
         for c in self.costs.values():
             self.check_cost(c)
+        self.count_name = iterate.count_name
         updates, equations, aux = self.body(iterate)
         derivations.finish(self, updates)
         self.check_outputs(parts)
-        self.count_name = iterate.count_name
         loss = self.loss(parts.loss) if parts.loss is not None else None
         return self.program(parts, updates, equations, loss)
 
@@ -222,7 +222,8 @@ class Checker(ExprChecker):
                     if a.name in self.symbols:
                         raise self.err(NameError_, f"aux '{a.name}' clashes with {sym.kind} "
                                        f"'{a.name}'", a)
-                    v = self.expr(a.expr, "body", env)
+                    count = Value("count", (), (), (), False, "real", a.span)  # K, as in the loss
+                    v = self.expr(a.expr, "aux", {self.count_name: count, **env})
                     if v.shape != ():
                         raise self.err(ShapeError, f"aux term {a.name} must be a scalar, got "
                                        f"{fmt_shape(v.shape)}", a.expr, "wrap it in sum() or ||.||^2")

@@ -37,6 +37,8 @@ CONTEXTS = {
     "cost": {"dim", "operator", "const", "learn", "input", "param", "cost"},
     "body": {"dim", "operator", "const", "learn", "input", "state", "local", "index", "cost",
              "block"},
+    "aux": {"dim", "operator", "const", "learn", "input", "state", "local", "index", "cost",
+            "block", "target"},
     "loss": {"dim", "operator", "const", "learn", "input", "state", "target", "aux", "cost"},
 }
 _WHY = {
@@ -44,7 +46,8 @@ _WHY = {
     "learn": "initial values are computed when the model is built, from dims, operators and consts",
     "state": "initial states are computed from inputs, operators, consts, learnables and earlier states",
     "cost": "cost terms see their parameters, inputs, operators, consts and learnables",
-    "body": "targets are only visible to the loss",
+    "body": "targets are only visible to the loss and to aux terms (aux name = ...)",
+    "aux": "an aux term sees what the iterate body sees, and the targets",
     "loss": "the loss sees final states, targets, inputs and aux terms",
 }
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ShapeError, SpecError
 from ..limits import MAX_DIM, MAX_ELEMENTS, MAX_K
+from .algebra import walk
 from .blocks import concrete_layers
 from .graph import Graph, Namespace, NodeRecord, tabulate
 from .ir import Program, Value, fmt_shape
@@ -381,6 +382,10 @@ def _forward_leaves(out: Network, K: int, in_final: set[str]
     for name, t in program.inputs.items():
         leaves[("input", name)] = graph.add("input", (), (name,), fi.concrete(t.shape, t.span),
                                             t.dtype, True, None, t.span, name, name, spec_name=name)
+    for name in _body_targets(program):  # read by aux terms; bound from the batch by loss()
+        t = program.targets[name]
+        leaves[("target", name)] = graph.add("target", (), (name,), fi.concrete(t.shape, t.span),
+                                             t.dtype, True, None, t.span, name, name, spec_name=name)
     for name, t in program.operators.items():
         if t.in_shape is not None:
             continue
@@ -410,11 +415,19 @@ def _forward_leaves(out: Network, K: int, in_final: set[str]
     return leaves, per_layer
 
 
+def _body_targets(program: Program) -> list[str]:
+    """The targets the iteration reads (only aux terms may), in declaration order."""
+    found = {v.attrs[0] for n, root in program.updates.items() if program.states[n].aux
+             for v in walk(root) if v.op == "target"}
+    return [n for n in program.targets if n in found]
+
+
 def _layers_pass(out: Network, K: int, leaves: dict[tuple, str], per_layer: dict[str, list[str]]
                  ) -> None:
     """The initial states, then the layers (K, plus the `finally` one), each updating the states."""
     program = out.program
     fi = _Instantiator(out.graph, out.dims, program)
+    fi.K = out.K  # K in an aux term: the layer count, as in the loss
     memo: dict[int, str] = {}
     state0: dict[str, str] = {}
     for name, st in program.states.items():
