@@ -54,6 +54,9 @@ EXPRS = {
     "norm0": "||y||_0 * w + x",
     "norminf": "||M y + x||_inf * w",
     "opnorm": "norm2(M) * y + x",
+    "pinv": "pinv(M) y + x",
+    "inv": "inv(M + M' + 4 * I) y + x",
+    "diag": "diag(M) * y + diag(y) w + x",
 }
 LOSSES = {"mse": "mse(x, x_star)", "nmse": "nmse(x, x_star)"}
 
@@ -89,7 +92,7 @@ def test_op_gradients_through_a_compiled_spec(op):
     model = _model(EXPRS[op])
     assert op in model.generated.source or op in ("add", "sub", "mul", "div", "pow", "neg", "matmul",
                                                   "transpose", "maximum", "minimum", "norm1",
-                                                  "sqnorm", "norm0", "norminf", "opnorm")
+                                                  "sqnorm", "norm0", "norminf", "opnorm", "diag")
     params = _random_params(model, seed=hash(op) % 1000)
     names = list(params)
     y, _ = _inputs(seed=1)

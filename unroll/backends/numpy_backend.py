@@ -70,6 +70,10 @@ NUMPY_OPS: dict[str, Callable] = {
     "norm0": _reduce(lambda x, ax: np.sum(x != 0, axis=ax).astype(float)),
     "norminf": _reduce(lambda x, ax: np.max(np.abs(x), axis=ax)),
     "opnorm": lambda a, r, s, c: np.linalg.norm(a[0], 2),
+    "pinv": lambda a, r, s, c: np.linalg.pinv(a[0]),
+    "inv": lambda a, r, s, c: np.linalg.inv(a[0]),
+    "diag": lambda a, r, s, c: (a[0][..., None] * np.eye(s[0].shape[0]) if len(s[0].shape) == 1
+                                else np.diagonal(a[0], axis1=-2, axis2=-1)),
     "mse": lambda a, r, s, c: np.mean(np.abs(a[0] - a[1]) ** 2),
     "nmse": lambda a, r, s, c: np.sum(np.abs(a[0] - a[1]) ** 2) / np.sum(np.abs(a[1]) ** 2),
 }

@@ -374,6 +374,10 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord], dict], s
     "norm0": _reduce("sum", "({0} != 0).to({0}.real.dtype)"),
     "norminf": _reduce("amax", "{0}.abs()"),
     "opnorm": lambda a, r, s, c: f"torch.linalg.matrix_norm({a[0]}, ord=2)",
+    "pinv": lambda a, r, s, c: f"torch.linalg.pinv({a[0]})",
+    "inv": lambda a, r, s, c: f"torch.linalg.inv({a[0]})",
+    "diag": lambda a, r, s, c: (f"torch.diag_embed({a[0]})" if len(s[0].shape) == 1 else
+                                f"torch.diagonal({a[0]}, dim1=-2, dim2=-1)"),
     "reshape": lambda a, r, s, c: (f"{a[0]}.reshape({a[0]}.shape[0], {', '.join(map(str, r.shape))})"
                                 if r.batched else f"{a[0]}.reshape({tuple(r.shape)!r})"),
     "batch_mean": lambda a, r, s, c: f"{a[0]}.mean()",

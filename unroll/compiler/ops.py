@@ -291,6 +291,13 @@ _TABLE = [
            text="||{0}||_inf", sym=("‖{0}‖∞", r"\left\|{0}\right\|_\infty"), kind="reduce"),
     OpInfo("opnorm", (1, 1), "matrix_scalar", None, "norm2(A): spectral norm of a fixed matrix",
            out_dtype="real", call="norm2", sym=("‖{0}‖₂", r"\left\|{0}\right\|_2"), kind="reduce"),
+    OpInfo("pinv", (1, 1), "pinv", None, "pinv(A): Moore-Penrose pseudo-inverse of a fixed "
+           "matrix [m, n] -> [n, m]", call="pinv", kind="linear"),
+    OpInfo("inv", (1, 1), "inv", None, "inv(H): inverse of a fixed square matrix", call="inv",
+           kind="linear"),
+    OpInfo("diag", (1, 1), "diag", None, "diag(M): the diagonal [n] of a square matrix; diag(v): "
+           "the diagonal matrix [n, n] of a vector", zero_preserving=True, call="diag",
+           kind="linear", vjp=lambda al, n, g, d: [al.mk("diag", g)]),
     OpInfo("fft2", (1, 1), "fourier", None, "fft2(v): orthonormal 2-D FFT over the last two axes",
            out_dtype="complex", zero_preserving=True, call="fft2", kind="linear"),
     OpInfo("ifft2", (1, 1), "fourier", None, "ifft2(v): orthonormal inverse 2-D FFT",
@@ -534,10 +541,31 @@ def _matrix_scalar(o, shapes, batched, numbers):
     return ()
 
 
+def _fixed_matrix(o, shapes, batched, numbers, square: bool):
+    a = shapes[0]
+    if len(a) != 2 or batched[0] or (square and a[0] != a[1]):
+        what = "square matrix" if square else "matrix"
+        return Mismatch(f"{o.name} needs a fixed {what} (no batch axis), got {fmt_shape(a)}", None,
+                        (0,), "it is computed once per call from operators, consts and learnables")
+    return (a[1], a[0])
+
+
+def _diag(o, shapes, batched, numbers):
+    a = shapes[0]
+    if len(a) == 1:
+        return (a[0], a[0])
+    if len(a) == 2 and a[0] == a[1]:
+        return (a[0],)
+    return Mismatch(f"diag takes a vector [n] or a square matrix [n, n], got {fmt_shape(a)}", None,
+                    (0,))
+
+
 _SHAPE_RULES = {"elementwise": _elementwise, "reduce": lambda o, s, b, n: (),
                 "batch_reduce": _batch_reduce, "matmul": _matmul, "transpose": _transpose,
                 "fourier": _fourier, "cconv": _cconv, "cconv_t": _cconv, "bank": _bank,
-                "sum_l": _sum_l, "plf": _plf, "matrix_scalar": _matrix_scalar}
+                "sum_l": _sum_l, "plf": _plf, "matrix_scalar": _matrix_scalar, "diag": _diag,
+                "pinv": lambda o, s, b, n: _fixed_matrix(o, s, b, n, False),
+                "inv": lambda o, s, b, n: _fixed_matrix(o, s, b, n, True)}
 
 
 def infer_shape(op: str, shapes: Sequence[tuple], batched: Sequence[bool] | None = None,

@@ -80,10 +80,11 @@ class ExprChecker(Resolver):
             return self.make("matmul", [m, self.expr(e.args[0], ctx, env)], e,
                              [ast.Name(e.span, name), e.args[0]])
         if name not in FUNCTIONS:
-            known = list(FUNCTIONS) + list(derivations.DERIVED) + [n for n, s in self.symbols.items()
-                                                               if s.kind == "cost"]
+            builtin = (set(FUNCTIONS) | set(derivations.DERIVED) | set(channels.CALLS)
+                       | set(SPECIAL_CALLS) | {"reshape", "vec"})
+            known = sorted(builtin) + [n for n, s in self.symbols.items() if s.kind in ("cost", "block")]
             raise self.err(NameError_, f"unknown function '{name}'", e,
-                           closest(name, known) or "functions: " + ", ".join(sorted(FUNCTIONS)))
+                           closest(name, known) or "functions: " + ", ".join(known))
         if e.kwargs or e.bound:
             raise self.err(SpecError, f"{name}() takes no keyword arguments", e, "pass them by position")
         args = [self.expr(a, ctx, env) for a in e.args]
@@ -144,7 +145,7 @@ class ExprChecker(Resolver):
         if isinstance(shape, Mismatch):
             raise self.mismatch(shape, node, args, arg_nodes)
         if info.rule == "elementwise" and shape != IDENT:  # `I` takes the size it is combined with
-            args = [replace(a, shape=shape) if a.shape == IDENT else a for a in args]
+            args = [_sized(a, shape) for a in args]
         batched = any(a.batched for a in args) and info.rule != "batch_reduce"
         return Value(opname, tuple(args), (), shape, batched, dtype, node.span)
 
@@ -155,3 +156,10 @@ class ExprChecker(Resolver):
         parts += [m.hint] if m.hint else []
         return self.err(ShapeError, m.message, node if m.at is None else arg_nodes[m.at],
                         "; ".join(parts) or None)
+
+
+def _sized(v: Value, shape: tuple) -> Value:
+    """`v` with every identity-shaped part (I, 2 * I, I - c * I) given the size `shape`."""
+    if v.shape != IDENT:
+        return v
+    return replace(v, shape=shape, args=tuple(_sized(a, shape) for a in v.args))
