@@ -105,3 +105,17 @@ def test_unknown_parametrisation_is_a_located_error(mod):
     with pytest.raises(SpecError) as e:
         unroll.check(SPEC.format(pos=mod, unit="unit"))
     assert "unknown parametrisation" in e.value.message and e.value.span.line == 3
+
+
+@pytest.mark.parametrize("init, constraint, inside", [("-1", "positive", "(0, inf)"),
+                                                      ("1", "unit", "(0, 1)"),
+                                                      ("0", "unit", "(0, 1)")])
+def test_check_rejects_a_number_init_outside_its_constraint(init, constraint, inside):
+    """`unroll check` reports it at the init, as compile does, without sizes or operators."""
+    text = (f"dims m\ninput y : [m]\nlearn t : [] = {init} per_layer {constraint}\n"
+            "state x : [m] = 0\niterate K = 2:\n    x = x + t * y\noutput x\n")
+    with pytest.raises(SpecError) as info:
+        unroll.check(text)
+    msg = str(info.value)
+    assert "<spec>:3:16: " in msg and f"learn t is {constraint} but its initial value" in msg
+    assert inside in msg

@@ -130,3 +130,15 @@ def test_torch_equals_numpy_oracle(op):
     pv = {k: v.detach().numpy() for k, v in m.parameter_values().items()}
     out = nb.evaluate(u, {"A": A}, {"y": y}, params=pv)["output"]
     assert np.abs(out - m(y=torch.tensor(y)).detach().numpy()).max() < 1e-12
+
+
+@pytest.mark.parametrize("loss", ["sum_k(mse(x[k], x_star))", "mse(x[2], x_star)",
+                                  "sum_k(log(k + 1) * mse(x[k], x_star)) + 0 * mse(z, x_star)"])
+def test_a_loss_over_layers_trains_what_the_states_read(loss):
+    """`x[k]` in the loss reaches x's updates and so t and mu; z's coefficient only when z is
+    read (here as 0 * ..., still a path: its gradient is zero by value, not by an op)."""
+    body = "x = x - mu * A'(A x - y) * t\n    z = z + w * x"
+    text = (HEAD.replace("state x : [m] = 0", "state x : [m] = 0\nstate z : [m] = 0\n"
+                         "learn w : [] = 0.3 shared") + "    " + body + "\noutput x\nloss " + loss + "\n")
+    found = [f.name for f in no_gradient(unroll.check(text))]
+    assert found == ([] if "z" in loss else ["w"])

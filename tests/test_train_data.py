@@ -228,3 +228,33 @@ def test_cli_trains_alista_with_w_from_the_data_dir(tmp_path, capsys):
     code, _, err = run(capsys, *args, "--data", str(tmp_path), "--operator",
                        f"Q={tmp_path / 'W_file.npy'}")
     assert code == 2 and "no operator Q" in err
+
+
+BLOCKY = """algorithm Blocky "t"
+dims c, h, w
+input y : [c, h, w]
+target t : [c, h, w]
+block D : [c, h, w] -> [c, h, w] = conv(c -> 4, 3) | relu | conv(4 -> c, 3) residual
+state x : [c, h, w] = y
+iterate K = 2:
+    x = D(x)
+output x
+loss mse(x, t)
+"""
+
+
+def test_seed_fixes_the_blocks_initial_weights(tmp_path, capsys):
+    """`--seed` makes a run with random block weights repeatable (and another seed differs)."""
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((40, 2, 5, 5))
+    np.savez(tmp_path / "d.npz", y=t + 0.1 * rng.standard_normal(t.shape), t=t)
+    spec = tmp_path / "b.unroll"
+    spec.write_text(BLOCKY)
+    weights = []
+    for seed, out in ((0, "a"), (0, "b"), (1, "c")):
+        code, _, err = run(capsys, "train", str(spec), "--data", str(tmp_path / "d.npz"), "--steps",
+                           "1", "--seed", str(seed), "--out", str(tmp_path / out), "--quiet")
+        assert code == 0, err
+        weights.append(torch.load(tmp_path / out / "last.pt", weights_only=True)["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])

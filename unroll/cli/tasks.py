@@ -138,4 +138,4 @@ def task_for(program: Program, args: argparse.Namespace) -> Any:
         f"({', '.join(program.operators) or 'none'}), inputs ({', '.join(program.inputs) or 'none'}) "
         f"and targets ({', '.join(program.targets) or 'none'}). `unroll train` knows: "
         + "; ".join(TASKS) + ". Train it on your own arrays with --data FILE.npz (arrays named "
-        "after its inputs and targets), or from Python with unroll.data.ArrayTask.")
+        "after its inputs and targets), or from Python with unroll.data.arrays.ArrayTask.")

@@ -77,8 +77,11 @@ def _run_train(args: argparse.Namespace) -> int:
         dims = task.dims() if hasattr(task, "dims") else None
         if args.fast and args.grad != "unroll":
             raise CLIError(f"--fast runs --grad unroll only (got --grad {args.grad})")
-        model = compile_spec(program, args.K, dims=dims, dtype=torch.float64 if args.float64 else torch.float32,
-                             device=args.device, fast=args.fast, grad=args.grad, **operators)
+        with torch.random.fork_rng(devices=[]):  # --seed fixes the blocks' random initial weights
+            torch.manual_seed(args.seed)
+            model = compile_spec(program, args.K, dims=dims,
+                                 dtype=torch.float64 if args.float64 else torch.float32,
+                                 device=args.device, fast=args.fast, grad=args.grad, **operators)
         _start_model(model, task, init, args)
         config = _train_config(args, out, _steps(model, task, out, args))
         print(f"training {program.name} (K={model.K}) on {args.device}: "
@@ -213,7 +216,7 @@ def _check_gradients(program, allowed: bool) -> None:
     found = no_gradient(program)
     if found and not allowed:
         err = found[0].warning(program, error=True)
-        err.hint = ((err.hint + "; ") if err.hint else "") + "or pass --allow-no-grad to train anyway"
+        err.hint = ((err.hint + "; or ") if err.hint else "") + "pass --allow-no-grad to train anyway"
         raise err
     for f in found:
         print(f.warning(program), file=sys.stderr)
@@ -299,7 +302,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "a run is refused)")
     p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
                    help="write last.pt every N steps (default 100; a kill loses at most N steps)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for data and batches (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for data, batches and the blocks' initial weights "
+                   "(default 0)")
     p.add_argument("--p", type=float, default=0.1,
                    help="sparse coding: probability of a non-zero code entry (default 0.1)")
     p.add_argument("--snr", type=float, default=None, metavar="DB",

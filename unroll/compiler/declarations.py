@@ -189,6 +189,13 @@ class Checker(ExprChecker):
         v = self.fit_shape(self.expr(s.init, "learn"), shape, s.init, f"learn {s.name}")
         if v.shape == () and shape != ():
             v = replace(v, shape=())  # scalar fills the declared shape at build time
+        if cons and v.is_number and CONSTRAINTS[cons[0]].outside(float(v.attrs[0])):
+            lo, hi = CONSTRAINTS[cons[0]].domain
+            inside = ("(" + ("-inf" if lo is None else f"{lo:g}") + ", "
+                      + ("inf" if hi is None else f"{hi:g}") + ")")
+            raise self.err(SpecError, f"learn {s.name} is {cons[0]} but its initial value "
+                           f"{float(v.attrs[0]):g} is not", s.init,
+                           f"a {cons[0]} learnable starts inside {inside}")
         lrn = Learnable(s.name, shape, v, tying[0] if tying else "shared",
                         cons[0] if cons else None, s.span)
         self.learnables[s.name] = lrn

@@ -56,15 +56,15 @@ def _walk(roots: list[Value], program: Program) -> tuple[set[str], set[str], dic
         if (id(v), live) in seen:
             continue
         seen.add((id(v), live))
-        if v.op in ("param", "state") and v.attrs:
+        if v.op in ("param", "state", "state_at") and v.attrs:  # state_at: x[k] in the loss
             name = v.attrs[0]
-            key = f"{v.op}:{name}"
+            key = f"{'state' if v.op == 'state_at' else v.op}:{name}"
             if live:
                 diff_names.add(key)
             elif key not in any_names and cut is not None:
                 cut_of.setdefault(key, cut)
             any_names.add(key)
-            if v.op == "state" and name in program.states:
+            if v.op in ("state", "state_at") and name in program.states:
                 for nxt in (program.updates.get(name), program.states[name].init):
                     if nxt is not None:
                         stack.append((nxt, live, cut))

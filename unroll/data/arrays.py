@@ -163,7 +163,7 @@ class ArrayTask:
                 if name not in ops:
                     raise DataFileError(f"{source}: operator {name} is matrix-free (callables), so "
                                         "it cannot come from a data file; train from Python with "
-                                        "unroll.data.ArrayTask.for_spec(program, arrays, "
+                                        "unroll.data.arrays.ArrayTask.for_spec(program, arrays, "
                                         f"{{'{name}': (forward, adjoint)}})")
                 continue
             if name not in ops:
