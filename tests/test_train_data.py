@@ -198,8 +198,11 @@ def test_sparse_task_with_a_second_operator(tmp_path):
     model = unroll.compile("zoo:alista", K=2, A=A, W=W)
     bound = task.bind(model)
     assert set(bound.operators()) == {"A", "W"} and bound.operators()["W"] is not None
-    with pytest.raises(TaskBindingError, match="besides A"):
-        SparseCodingTask(A, n_test=8).bind(model)
+    names = {"operator_names": ("A", "W"), "input_names": ("y",), "target_names": ("x_star",)}
+    with pytest.raises(TaskBindingError, match="besides A"):  # W has no default here
+        SparseCodingTask(A, n_test=8).bind(names)
+    # zoo:alista's W has a default (the analytic weight): the task need not give it
+    assert "W" not in SparseCodingTask(A, n_test=8).bind(model).operators()
     # names= picks the dictionary among several operators
     renamed = SparseCodingTask(W, extra={"A": A}, names={"operator": "W", "measurement": "y",
                                                         "target": "x_star"}).bind(model)
@@ -218,9 +221,12 @@ def test_cli_trains_alista_with_w_from_the_data_dir(tmp_path, capsys):
     assert code == 0, err
     code, _, err = run(capsys, *args, "--data", str(tmp_path / "nothing"))
     assert code == 2
-    (tmp_path / "sparse" / "W.npy").unlink()
+    (tmp_path / "sparse" / "W.npy").unlink()  # no W anywhere: the spec's analytic default
     code, _, err = run(capsys, *args, "--data", str(tmp_path))
-    assert code == 2 and "--operator W=FILE" in err
+    assert code == 0, err
+    W = torch.load(tmp_path / "r" / "last.pt", weights_only=True)["model"]["W"].double().numpy()
+    P = np.linalg.solve(A @ A.T, A)
+    np.testing.assert_allclose(W, P / (P * A).sum(0), rtol=1e-4, atol=1e-6)
     np.save(tmp_path / "W_file.npy", A / 12)
     code, _, err = run(capsys, *args, "--data", str(tmp_path), "--operator",
                        f"W={tmp_path / 'W_file.npy'}")

@@ -141,6 +141,8 @@ def compile(spec: str | Path | ast.Spec | Program, K: int | None = None,
         problem = implicit_problem(u.program, u.K)
         if problem is not None:
             raise problem
+    from .backends.numpy_backend import operator_defaults
+    operators = {**operators, **operator_defaults(u.program, u.dims, operators)}
     missing = [o for o in u.program.operators if o not in operators]
     if missing:
         raise SpecError(f"operator {', '.join(missing)} was not given", u.program.operators[

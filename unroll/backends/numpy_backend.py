@@ -12,10 +12,11 @@ import numpy as np
 
 from ..compiler.constraints import CONSTRAINTS
 from ..compiler.graph import Graph, NodeRecord
-from ..compiler.unfold import Network
+from ..compiler.unfold import Network, default_graph
 from .walk import walk
 
-__all__ = ["evaluate", "NUMPY_OPS", "initial_parameters", "constrained", "project"]
+__all__ = ["evaluate", "NUMPY_OPS", "initial_parameters", "constrained", "project",
+           "operator_defaults"]
 
 
 def _axes(rec: NodeRecord) -> tuple[int, ...]:
@@ -307,6 +308,24 @@ def _linop_norm(a, r, s, c, iters: int = 1000) -> np.float64:
 NUMPY_OPS.update({"linop_apply": _linop_apply, "linop_norm": _linop_norm})
 
 
+def operator_defaults(program, dims: Mapping[str, int], given: Mapping[str, object]
+                      ) -> dict[str, np.ndarray]:
+    """The values (float64) of the operators with a default (`operator W : [n, m] = expr`) that
+    are not in `given`, computed from the given ones."""
+    missing = [n for n, t in program.operators.items() if t.default is not None and n not in given]
+    if not missing:
+        return {}
+    g, nodes = default_graph(program, dict(dims), missing)
+    env = {n: _arr(_host(given[g[n].attrs[0]])) for n in g if g[n].op == "operator"}
+    env = _run(g, env)
+    return {name: np.asarray(env[node]) for name, node in nodes.items()}
+
+
+def _host(v):
+    """A torch tensor as a NumPy array (detached, on the CPU); anything else as it is."""
+    return v.detach().cpu().numpy() if hasattr(v, "detach") else v
+
+
 def initial_parameters(u: Network, operators: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every learnable's initial value (constraints applied), keyed by forward-graph node."""
     b = u.build
@@ -325,6 +344,7 @@ def evaluate(u: Network, operators: Mapping[str, np.ndarray], inputs: Mapping[st
     `params` maps forward-graph parameter nodes to values as used (constraints applied); by
     default they are computed from the spec's initial values.
     """
+    operators = {**operators, **operator_defaults(u.program, u.dims, operators)}
     _LINOPS.update({k: v for k, v in operators.items() if _is_linop(u, k)})
     ops = {k: v if _is_linop(u, k) else _arr(v) for k, v in operators.items()}
     b = _run(u.build, {n: ops[u.build[n].attrs[0]] for n in u.build if u.build[n].op == "operator"})

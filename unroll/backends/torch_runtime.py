@@ -45,6 +45,7 @@ class UnrolledModule(torch.nn.Module):
     spec_name = ""
     K = 0  # iterations (as compiled)
     input_names = target_names = output_names = operator_names = state_names = ()
+    defaulted_operators = ()  # operators the spec computes when none is given (`= expr`)
     _arguments = ()  # forward()'s names of the inputs (input_names, renamed around Python's own)
     _layer_count = 0  # layers: K, plus one for a `finally` line
     _has_layers = False  # whether self.layers holds per-layer learnables or blocks

@@ -64,6 +64,8 @@ def show_text(program: Program, K: int | None, given: dict[str, int]) -> str:
         out += _section(title, [f"{t.name} : {fmt_shape(t.shape)}"
                                 + (f" <- {fmt_shape(t.in_shape)} linear" if t.in_shape else "")
                                 + (f" ({t.dtype})" if t.dtype != "real" else "")
+                                + (f" = {to_text(t.default)}   (when not given)"
+                                   if t.default is not None else "")
                                 for t in table.values()])
     out += _section("consts", shared_lines(list(p.consts.items()), set(p.spans)))
     out += _section("cost terms", [f"{c.name}({', '.join(c.params)}) = {to_text(c.expr)}"

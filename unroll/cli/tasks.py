@@ -24,7 +24,8 @@ TASKS = ("sparse coding (one operator A [n, m], one input y [n], one target x [m
 
 def _names(program: Program) -> dict[str, tuple[str, ...]]:
     return {"operator_names": tuple(program.operators), "input_names": tuple(program.inputs),
-            "target_names": tuple(program.targets)}
+            "target_names": tuple(program.targets),
+            "defaulted_operators": tuple(n for n, t in program.operators.items() if t.default)}
 
 
 def _given(args: argparse.Namespace, name: str, default: Any) -> Any:
@@ -54,7 +55,8 @@ def _is_sparse_coding(program: Program) -> bool:
 
 
 def _extra_operators(program: Program, main: str, given: dict, data_dir) -> dict[str, Any]:
-    """Operators besides the dictionary: from --operator, else DIR/sparse/NAME.npy (ALISTA's W)."""
+    """Operators besides the dictionary: from --operator, else DIR/sparse/NAME.npy (ALISTA's W),
+    else the spec's default (`operator W : [n, m] = expr`)."""
     from pathlib import Path
 
     import numpy as np
@@ -67,6 +69,8 @@ def _extra_operators(program: Program, main: str, given: dict, data_dir) -> dict
             out[name] = given[name]
         elif path is not None and path.is_file():
             out[name] = np.load(path, allow_pickle=False)
+        elif program.operators[name].default is not None:
+            continue  # computed by the spec's default when the model is built
         else:
             raise CLIError(f"the spec's operator {name} is not given: pass --operator {name}=FILE"
                            + (f" (or put it in {path})" if path is not None else ""))

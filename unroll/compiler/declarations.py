@@ -53,6 +53,18 @@ def _dims(ck: "Checker", s: ast.Dims, parts: _Parts) -> None:
 
 def _tensor(ck: "Checker", s: ast.TensorDecl, parts: _Parts) -> None:
     ck.tensors[s.name], leaf = _linop.declare(ck, s)
+    if s.default is not None:  # `operator W : [n, m] = expr`: used when W is not given
+        t = ck.tensors[s.name]
+        if t.in_shape is not None:
+            raise ck.err(SpecError, f"matrix-free operator {s.name} cannot have a default", s.default,
+                         "it is given as callables when the model is built")
+        v = ck.expr(s.default, "default")
+        _linop.reject(ck, v, s.default)
+        v = ck.fit_shape(v, t.shape, s.default, f"operator {s.name}")
+        if v.dtype != t.dtype:
+            raise ck.err(ShapeError, f"operator {s.name} is {t.dtype} but its default is {v.dtype}",
+                         s.default, "declare the operator complex, or take real(...)")
+        ck.tensors[s.name] = replace(t, default=v)
     ck.declare(s.name, s.kind, leaf, s)
 
 

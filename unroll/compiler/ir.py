@@ -49,6 +49,7 @@ class Tensor:
     dtype: str
     span: Span
     in_shape: tuple | None = None  # a matrix-free operator: shape <- in_shape, given as callables
+    default: "Value | None" = None  # an operator's value when none is given (from dims, operators)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class Symbol:
 # Which kinds of names each context may read (the rest give a named error).
 CONTEXTS = {
     "const": {"dim", "operator", "const"},
+    "default": {"dim", "operator"},
     "learn": {"dim", "operator", "const"},
     "state": {"dim", "operator", "const", "learn", "input", "state"},
     "cost": {"dim", "operator", "const", "learn", "input", "param", "cost"},
@@ -44,6 +45,7 @@ CONTEXTS = {
 _WHY = {
     "const": "consts are computed once when the model is built, from dims, operators and consts",
     "learn": "initial values are computed when the model is built, from dims, operators and consts",
+    "default": "an operator's default is computed from dims and the operators declared above it",
     "state": "initial states are computed from inputs, operators, consts, learnables and earlier states",
     "cost": "cost terms see their parameters, inputs, operators, consts and learnables",
     "body": "targets are only visible to the loss and to aux terms (aux name = ...)",

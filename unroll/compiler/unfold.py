@@ -21,7 +21,7 @@ from .graph import Graph, Namespace, NodeRecord, tabulate
 from .ir import Program, Value, fmt_shape
 from .sizes import Size, size_value
 
-__all__ = ["Network", "Unfolded", "ParamInfo", "bind_dims", "unfold"]
+__all__ = ["Network", "Unfolded", "ParamInfo", "bind_dims", "unfold", "default_graph"]
 
 
 @dataclass(frozen=True)
@@ -349,6 +349,30 @@ def unfold(program: Program, dims: dict[str, int], K: int | None = None) -> Netw
                                  f"over the limit of {MAX_ELEMENTS:,} per tensor (at {g[n].span})",
                                  None, "use smaller sizes", program.source)
     return out
+
+
+def default_graph(program: Program, dims: dict[str, int], missing: list[str]
+                  ) -> tuple[Graph, dict[str, str]]:
+    """A build-time graph computing the defaults (`operator W : [n, m] = expr`) of the operators
+    in `missing` from the others (its `operator` leaves); returns it and each default's node."""
+    g = Graph(Namespace(), "build")
+    inst = _Instantiator(g, dims, program)
+    leaves: dict[tuple, str] = {}
+    out: dict[str, str] = {}
+    memo: dict[int, str] = {}
+    for name, t in program.operators.items():  # declaration order: a default reads those above it
+        shape = inst.concrete(t.shape, t.span)
+        if name in missing:
+            node = inst.fill(inst(t.default, leaves, None, memo), shape, t.dtype, t.span)
+            out[name] = node
+        elif t.in_shape is None:
+            node = g.add("operator", (), (name,), shape, t.dtype, False, None, t.span, name, name,
+                         spec_name=name)
+        else:
+            continue
+        leaves[("operator", name)] = node
+    g.lint()
+    return g, out
 
 
 def _build_pass(out: Network) -> None:

@@ -167,6 +167,8 @@ class ArrayTask:
                                         f"{{'{name}': (forward, adjoint)}})")
                 continue
             if name not in ops:
+                if name not in arrays and t.default is not None:
+                    continue  # computed by the spec's default when the model is built
                 if name not in arrays:
                     raise DataFileError(f"{source}: no array {name!r} for the spec's operator {name} "
                                         f"{fmt_shape(t.shape)} (the file has {have}); put it in the "

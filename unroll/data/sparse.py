@@ -137,7 +137,10 @@ class SparseCodingTask:
                     f"the sparse-coding task's operator is {self.names['operator']!r}, which the spec "
                     f"does not declare (it declares {', '.join(ops)}); pass names={{'operator': ...}}")
             names["operator"] = self.names["operator"]
-            missing = [o for o in ops if o != names["operator"] and o not in self.extra]
+            defaulted = (model_or_names.get("defaulted_operators", ()) if isinstance(
+                model_or_names, Mapping) else getattr(model_or_names, "defaulted_operators", ()))
+            missing = [o for o in ops if o != names["operator"] and o not in self.extra
+                       and o not in defaulted]  # a spec default is computed at compile
             if missing:
                 raise TaskBindingError(
                     f"the spec declares operator {', '.join(missing)} besides {names['operator']}; "

@@ -128,6 +128,7 @@ class TensorDecl(Node):
     shape: tuple[Dim, ...]
     dtype: str = "real"
     in_shape: tuple[Dim, ...] | None = None  # matrix-free operator `[out] <- [in] linear`
+    default: "Expr | None" = None  # `operator W : [n, m] = expr`: its value when none is given
 
 
 @dataclass(frozen=True)

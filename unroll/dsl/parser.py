@@ -173,7 +173,12 @@ class _ToAst(Transformer):
             return ast.TensorDecl(self._s(meta), kind, str(c[0]), c[1], str(c[2] or "real"))
         return rule
 
-    operator, input, target = _tensor("operator"), _tensor("input"), _tensor("target")
+    input, target = _tensor("input"), _tensor("target")
+
+    @v_args(meta=True)
+    def operator(self, meta, c):
+        return ast.TensorDecl(self._s(meta), "operator", str(c[0]), c[1], str(c[2] or "real"),
+                              default=c[3])
 
     @v_args(meta=True)
     def linop(self, meta, c):
