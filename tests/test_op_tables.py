@@ -210,3 +210,28 @@ def test_each_vjp_rule_matches_autograd_of_the_lowered_op(name):
     out = direct(y=y)
     want, = torch.autograd.grad(out.sum() if OPS[name].rule != "reduce" else out[:, 0].sum(), y)
     assert torch.allclose(derived(y=y), want, atol=1e-12)
+
+
+def test_printed_equations_read_back_as_the_same_computation():
+    """`unroll show`'s text parses back to the same values: products by juxtaposition sit at the
+    level of * and / (left to right), so `a / (G v)` keeps its brackets and `(2 * G) v` needs none."""
+    import numpy as np
+    import torch
+    spec = """dims n
+operator G : [n, n]
+input a : [n]
+state v : [n] = a
+iterate K = 1:
+    u = a / (G v)
+    w = a * (G v) + (2 * G) v + G (G v) + G' (a - v) + (G / 2) v
+    v = u + w
+output v
+"""
+    lines = pretty.equation_lines(unroll.check(spec))
+    assert lines[:2] == ["u = a / (G v)", "w = a * (G v) + 2 * G v + G(G v) + G'(a - v) + G / 2 v"]
+    body = "\n".join("    " + line for line in lines)
+    again = spec[:spec.index("iterate")] + "iterate K = 1:\n" + body + "\noutput v\n"
+    G = np.random.default_rng(0).standard_normal((3, 3)) + 3 * np.eye(3)
+    a = torch.rand(2, 3, dtype=torch.float64) + 1
+    outs = [unroll.compile(s, G=G, dtype=torch.float64)(a=a) for s in (spec, again)]
+    assert torch.equal(outs[0], outs[1])

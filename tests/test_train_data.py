@@ -107,6 +107,7 @@ def test_resume_on_arrays_is_bit_identical(tmp_path):
     resumed = unroll.compile(program, dims=task.dims(), **task.operators())
     res = train(resumed, task, cfg("cut", resume=True), progress=False)
     assert res.resumed_from == 20 and res.layer_nmse_db == res_full.layer_nmse_db
+    assert res.initial_nmse_db == res_full.initial_nmse_db  # kept by the checkpoint
     assert all(torch.equal(a, b) for a, b in zip(full.parameters(), resumed.parameters()))
 
 
@@ -121,6 +122,9 @@ def test_training_lowers_the_held_out_error(tmp_path):
     before = evaluate_layers(unroll.compile(program, dims=task.dims(), **task.operators()),
                              task.test_set())
     assert res.layer_nmse_db[-1] < before[-1] - 0.5
+    assert res.initial_nmse_db == pytest.approx(before, abs=1e-9)  # logged before the first step
+    logged = json.loads((tmp_path / "r" / "log.json").read_text())["initial_layer_nmse_db"]
+    assert logged == pytest.approx(before, abs=1e-9)
 
 
 def test_operator_from_its_own_file(tmp_path, capsys):

@@ -200,8 +200,9 @@ def _report(name: str, result, out: Path) -> None:
     print(layer_table({name: result.layer_nmse_db}))
     how = "completed" if result.stopped == "completed" else "stopped by the time budget"
     print(f"{how} after {result.steps}/{result.total_steps} steps in {result.elapsed:.0f}s; "
-          f"test NMSE {result.layer_nmse_db[-1]:.2f} dB (best {result.best_nmse_db:.2f} dB at step "
-          f"{result.best_step})")
+          f"test NMSE {result.layer_nmse_db[-1]:.2f} dB ("
+          + (f"{result.initial_nmse_db[-1]:.2f} dB before training; " if result.initial_nmse_db else "")
+          + f"best {result.best_nmse_db:.2f} dB at step {result.best_step})")
     print(f"checkpoints: {result.last_checkpoint}"
           + (f", {result.best_checkpoint}" if result.best_checkpoint else "")
           + f"; logs: {out / 'log.csv'}, {out / 'log.json'}")

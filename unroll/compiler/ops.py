@@ -227,7 +227,7 @@ _TABLE = [
     OpInfo("neg", (1, 1), _E, lambda a: -a, "-a", zero_preserving=True, precedence=25,
            kind="arithmetic", vjp=lambda al, n, g, d: [al.neg(g)]),
     OpInfo("matmul", (2, 2), "matmul", None, "matrix product A x (juxtaposition or @)", infix=" ",
-           precedence=30, kind="linear", vjp=_matmul_vjp),
+           precedence=20, kind="linear", vjp=_matmul_vjp),
     OpInfo("transpose", (1, 1), "transpose", None, "A' (transpose)", precedence=50, kind="linear",
            vjp=lambda al, n, g, d: [al.T(g)]),
     OpInfo("soft", (2, 2), _E, _soft, "soft(v, t): soft thresholding sign(v)·max(|v|−t, 0)",

@@ -146,6 +146,7 @@ class TrainResult:
     elapsed: float
     resumed_from: int | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
+    initial_nmse_db: list[float] = field(default_factory=list)  # per layer, before training
 
 
 def plan_stages(config: TrainConfig, K: int, train_size: int | None = None) -> list[Stage]:
@@ -360,6 +361,7 @@ class _Run:
         self.resumed_from: int | None = None
         self.stage_idx, self.params, self.opt, self.sched = 0, [], None, None
         self.layer_nmse: list[float] = []
+        self.initial: list[float] = []  # per-layer test NMSE before the first step
 
     def resume(self) -> None:
         """Continue from last.pt when ``resume`` is set and it exists (same settings required), else
@@ -372,6 +374,8 @@ class _Run:
                 self.opt.load_state_dict(ckpt["optimizer"])
                 self.sched.load_state_dict(ckpt["scheduler"])
         if ckpt is None:
+            if self.world.main:  # where training starts from, for "before -> after"
+                self.initial = evaluate_layers(self.model, self.test, self.cfg.eval_batch_size)
             self.checkpoint(self.last_path)
         if self.world.distributed:
             torch.distributed.barrier()
@@ -388,6 +392,7 @@ class _Run:
             self.best, self.best_step = float(ckpt["best_nmse_db"]), int(ckpt["best_step"])
             self.loss_sum, self.loss_count = float(ckpt["loss_sum"]), int(ckpt["loss_count"])
             self.last_loss = ckpt["last_loss"]
+            self.initial = list(ckpt.get("initial_nmse_db") or [])  # absent in older checkpoints
         except (KeyError, TypeError, RuntimeError, IndexError, AttributeError) as e:
             what = f"lacks the entry {e.args[0]!r}" if isinstance(e, KeyError) else (
                 f"does not fit this model or run ({str(e).splitlines()[0][:200]})")
@@ -512,12 +517,13 @@ class _Run:
             "loss_sum": self.loss_sum,
             "loss_count": self.loss_count,
             "last_loss": self.last_loss,
+            "initial_nmse_db": self.initial,
         }
 
     def meta(self, status: str) -> dict[str, Any]:
         """The header of log.json."""
         return {"config": self.cfg.to_dict(), "task": self.describe, "K": self.K, "total_steps": self.total,
-                "status": status}
+                "status": status, "initial_layer_nmse_db": self.initial}
 
     def result(self, stopped: str) -> TrainResult:
         """The final per-layer NMSE (evaluated now if the last step did not), final logs, the result."""
@@ -544,6 +550,7 @@ class _Run:
             elapsed=time.monotonic() - self.started,
             resumed_from=self.resumed_from,
             log=self.rows,
+            initial_nmse_db=self.initial,
         )
 
     def _diverge(self, step: int, what: str, updated: bool = False) -> None:
