@@ -109,6 +109,18 @@ def _block(layers, x: np.ndarray, params: Mapping[str, np.ndarray], key: str,
     return x0 + x if residual else x
 
 
+def _block_adjoint(layers, y: np.ndarray, params: Mapping[str, np.ndarray], key: str,
+                   residual: bool = False) -> np.ndarray:
+    """B'(y) of a linear block: a same-padded correlation's adjoint is the correlation with the
+    kernel flipped and its channels swapped; a linear layer's is its transpose."""
+    x = y
+    for i in reversed(range(len(layers))):
+        w = np.asarray(params[f"{key}.{i}.weight"], dtype=np.float64)
+        x = (_conv2d(x, np.swapaxes(w, 0, 1)[..., ::-1, ::-1], None) if layers[i].kind == "conv"
+             else x @ w)
+    return y + x if residual else x
+
+
 def _otf(H: np.ndarray, h: int, w: int) -> np.ndarray:
     a, b = H.shape[-2:]
     pad = np.zeros(H.shape[:-2] + (h, w))
@@ -179,7 +191,8 @@ def _expand(a, r, s, c):
 def _block_call(a, r, s, c):
     name, layer = r.attrs
     key = name if layer is None else f"{name}_{layer}"
-    return _block(c.blocks[name], a[0], c.params, key, c.residual[name])
+    fn = _block if r.op == "block" else _block_adjoint
+    return fn(c.blocks[name], a[0], c.params, key, c.residual[name])
 
 
 NUMPY_OPS.update({
@@ -190,6 +203,7 @@ NUMPY_OPS.update({
     "diff_filters": lambda a, r, s, c: _diff_filters(),
     "expand": _expand,
     "block": _block_call,
+    "block_t": _block_call,
     "reshape": lambda a, r, s, c: a[0].reshape((a[0].shape[0],) + tuple(r.shape) if r.batched else r.shape),
     "batch_mean": lambda a, r, s, c: np.mean(a[0]),
 })

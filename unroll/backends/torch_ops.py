@@ -91,6 +91,18 @@ class _Residual(torch.nn.Sequential):
         return x + super().forward(x)
 
 
+def _block_adjoint(block, x):
+    """B'(x) for a linear block (conv and linear layers, no bias): the layers transposed, last
+    first, with the same weights; a residual block's adjoint is x + layers'(x)."""
+    y = x
+    for m in reversed(list(block)):
+        if isinstance(m, torch.nn.Conv2d):
+            y = F.conv_transpose2d(y, m.weight, padding=m.padding)
+        else:
+            y = y @ m.weight
+    return x + y if isinstance(block, _Residual) else y
+
+
 def _dct_matrix(n, dtype):
     """Rows of the orthonormal n-point DCT-II matrix, [n, n]."""
     i = torch.arange(n, dtype=torch.float64)
@@ -334,7 +346,7 @@ def _linop_apply(a, rec, args, ctx):
 def _block(a, rec, args, ctx):
     name, layer = rec.attrs
     where = f"self.{attr_name(name)}" if layer is None else f"self.layers[{layer}].{attr_name(name)}"
-    return f"{where}({a[0]})"
+    return f"{where}({a[0]})" if rec.op == "block" else f"_block_adjoint({where}, {a[0]})"
 
 
 TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord], dict], str]] = {
@@ -391,6 +403,7 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord], dict], s
     "diff_filters": lambda a, r, s, c: f"_diff_filters({_dtype(r, c)}, {c['device']})",
     "expand": _expand,
     "block": _block,
+    "block_t": _block,
     "fft2": lambda a, r, s, c: f'torch.fft.fft2({a[0]}, norm="ortho")',
     "ifft2": lambda a, r, s, c: f'torch.fft.ifft2({a[0]}, norm="ortho")',
     "real": lambda a, r, s, c: f"{a[0]}.real" if s[0].dtype == "complex" else a[0],

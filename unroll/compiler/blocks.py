@@ -16,7 +16,7 @@ from .resolve import CONTEXTS, MODIFIERS_TYING
 from .sizes import SizeLike, size_sub, size_value
 
 __all__ = ["LayerDef", "LAYER_KINDS", "INITS", "layer_def", "flow", "concrete_layers",
-           "check_block", "call_block"]
+           "check_block", "call_block", "call_adjoint"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,25 @@ def call_block(ch, e: ast.Call, ctx, env) -> Value:
                        f"{fmt_shape(v.shape)}", e.args[0], ch.describe(v, e.args[0]))
     return Value("block", (v,), (e.func,), blk.out_shape, v.batched, v.dtype, e.span)
 
+
+def call_adjoint(ch, e: ast.BinOp, ctx, env) -> Value:
+    """`B'(v)`: the adjoint of a linear block (conv and linear layers without bias, residual or
+    not), from [out] back to [in], with B's weights: what variational networks apply as K_i'."""
+    name = e.left.operand.id
+    blk = ch.blocks[name]
+    if "block" not in CONTEXTS[ctx]:
+        raise ch.err(NameError_, f"block '{name}' can only be applied inside iterate", e)
+    for i, d in enumerate(blk.layers, 1):
+        if d.kind not in ("conv", "linear") or d.bias:
+            what = f"{d.kind}(...) with a bias" if d.bias else d.kind
+            raise ch.err(SpecError, f"{name}' needs a linear block, but layer {i} of {name} is "
+                         f"{what}", e.left, "the adjoint exists for conv and linear layers "
+                         "without bias (residual or not)")
+    v = ch.expr(e.right, ctx, env)
+    if v.shape != blk.out_shape:
+        raise ch.err(ShapeError, f"{name}' takes {fmt_shape(blk.out_shape)} (what {name} gives), "
+                     f"got {fmt_shape(v.shape)}", e.right, ch.describe(v, e.right))
+    return Value("block_t", (v,), (name,), blk.in_shape, v.batched, v.dtype, e.span)
 
 
 def check_block(ch, s: ast.Block) -> None:

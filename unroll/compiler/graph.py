@@ -148,8 +148,8 @@ class Graph:
     def _label(self, op: str, attrs: tuple, args: tuple) -> str:
         if op == "number":
             return f"{attrs[0]:g}"
-        if op == "block":
-            return str(attrs[0])
+        if op in ("block", "block_t"):
+            return str(attrs[0]) + ("'" if op == "block_t" else "")
         if attrs and op in LEAF_OPS:
             return str(attrs[0])
         return op

@@ -338,6 +338,9 @@ _TABLE = [
            kind="linear"),
     OpInfo("block", (1, 1), "custom", None, "a learnable block applied to a value",
            text=lambda v, a: f"{v.attrs[0]}({a[0]})", kind="linear"),
+    OpInfo("block_t", (1, 1), "custom", None, "B'(v): the adjoint of a linear block (its layers "
+           "transposed in reverse order, the same weights)",
+           text=lambda v, a: f"{v.attrs[0]}'({a[0]})", kind="linear"),
     OpInfo("batch_mean", (1, 1), "batch_reduce", None, "mean over the batch (per-sample losses)"),
     OpInfo("mse", (2, 2), "batch_reduce", None, "mse(a, b): mean squared error over batch and "
            "entries", out_dtype="real", call="mse", kind="reduce"),

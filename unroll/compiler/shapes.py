@@ -40,10 +40,36 @@ class ExprChecker(Resolver):
         return self.make("transpose", [self.expr(e.operand, ctx, env)], e, [e.operand])
 
     def _expr_BinOp(self, e: ast.BinOp, ctx, env) -> Value:
+        if e.op == "matmul":
+            if self._is_block_t(e.left, env):
+                return _blocks.call_adjoint(self, e, ctx, env)  # B'(v): a linear block's adjoint
+            regrouped = self._regroup_block_t(e, env)
+            if regrouped is not None:
+                return self.expr(regrouped, ctx, env)
         a, b = self.expr(e.left, ctx, env), self.expr(e.right, ctx, env)
         if e.op == "pow" and b.is_number and b.attrs[0] == 2 and a.op == "norm2":
             return replace(a, op="sqnorm", span=e.span)
         return self.make(e.op, [a, b], e, [e.left, e.right])
+
+    def _is_block_t(self, e: ast.Expr, env) -> bool:
+        """Whether `e` is `B'` for a declared block B (not shadowed by a local)."""
+        return (isinstance(e, ast.Transpose) and isinstance(e.operand, ast.Name)
+                and e.operand.id not in env
+                and getattr(self.symbols.get(e.operand.id), "kind", None) == "block")
+
+    def _regroup_block_t(self, e: ast.BinOp, env) -> ast.BinOp | None:
+        """`c * B'(v)` parses as `(c * B') v` (products group left to right): regroup it as
+        `c * (B'(v))`; None when no block adjoint ends the left factor."""
+        spine, node = [], e.left
+        while isinstance(node, ast.BinOp) and node.op in ("mul", "div", "matmul"):
+            spine.append(node)
+            node = node.right
+        if not spine or not self._is_block_t(node, env):
+            return None
+        inner: ast.Expr = ast.BinOp(e.span, "matmul", node, e.right)
+        for outer in reversed(spine):
+            inner = replace(outer, right=inner)
+        return inner
 
     def _expr_Norm(self, e: ast.Norm, ctx, env) -> Value:
         v = self.expr(e.operand, ctx, env)

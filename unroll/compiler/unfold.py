@@ -259,10 +259,11 @@ class _Instantiator:
                 hint = f"{v.name}_{layer}" if own is not None else v.name
             attrs, label = tuple(v.attrs), None
             shape = self.concrete(v.shape, v.span)
-            if v.op == "block":
+            if v.op in ("block", "block_t"):
                 per_layer = self.program.blocks[v.attrs[0]].tying == "per_layer"
                 attrs = (v.attrs[0], layer) if per_layer else (v.attrs[0], None)
                 label = f"{v.attrs[0]}[{layer}]" if per_layer else v.attrs[0]
+                label += "'" if v.op == "block_t" else ""
             elif v.op in ("slice", "embed"):
                 attrs = (tuple((it[0],) + tuple(size_value(b, self.dims) for b in it[1:])
                                for it in v.attrs[0]),) + tuple(
@@ -286,7 +287,7 @@ class _Instantiator:
                 got = True
             elif v.op == "param":
                 got = self.g[leaves[("param",) + tuple(v.attrs)]].layer is not None
-            elif v.op == "block" and self.program.blocks[v.attrs[0]].tying == "per_layer":
+            elif v.op in ("block", "block_t") and self.program.blocks[v.attrs[0]].tying == "per_layer":
                 got = True
             else:
                 got = any(self.variant(a, leaves) for a in v.args)
@@ -479,7 +480,7 @@ def _final_uses(program: Program) -> set[str]:
     used: set[str] = set()
     for name in program.final:
         for v in walk(program.updates[name]):
-            if v.op in ("param", "block") and v.attrs:
+            if v.op in ("param", "block", "block_t") and v.attrs:
                 used.add(v.attrs[0])
     return used
 
