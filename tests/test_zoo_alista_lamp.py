@@ -1,5 +1,5 @@
-"""zoo:alista and zoo:lamp agree with plain-torch implementations written from the papers,
-with perturbed per-layer parameters, and train through `unroll train` on the sparse task."""
+"""zoo:alista, zoo:lamp and zoo:tista agree with plain-torch implementations written from the
+papers, with perturbed per-layer parameters, and train on the sparse task."""
 import numpy as np
 import torch
 
@@ -64,10 +64,35 @@ def test_lamp_and_alista_learn_on_the_sparse_task(tmp_path):
     A = A.numpy()
     Gi = np.linalg.solve(A @ A.T, A)
     W = Gi / (Gi * A).sum(0)
-    for name, ops in (("lamp", {"A": A}), ("alista", {"A": A, "W": W})):
-        task = SparseCodingTask(A, extra={"W": W}, n_test=200, p=0.1)
+    for name, ops in (("lamp", {"A": A}), ("alista", {"A": A, "W": W}), ("tista", {"A": A})):
+        task = SparseCodingTask(A, extra={"W": W} if name == "alista" else None, n_test=200, p=0.1)
         model = unroll.compile(f"zoo:{name}", K=4, **ops)
         before = evaluate_layers(model, task.bind(model).test_set())[-1]
         res = train(model, task, TrainConfig(lr=0.01, steps=60, eval_every=60, batch_size=32,
                                              out_dir=str(tmp_path / name)), progress=False)
         assert res.layer_nmse_db[-1] < before - 1.0, (name, before, res.layer_nmse_db)
+
+
+def test_tista_matches_hand_written():
+    """zoo:tista (W = pinv(A) by default) against the paper's equations in plain torch."""
+    A, y, _ = _setup()
+    n, m = A.shape
+    model = unroll.compile("zoo:tista", K=5, A=A.numpy(), dtype=torch.float64)
+    _perturb(model)
+    v = model.parameter_values()
+    W = torch.linalg.pinv(A)
+    p, a2, s2 = 0.1, 1.0, 1e-4
+    trAA, trWW = (A ** 2).sum(), (W ** 2).sum()
+    s = torch.zeros(y.shape[0], m, dtype=torch.float64)
+    for k in range(5):
+        g = v[f"gamma_{k}"]
+        e = y - s @ A.T
+        r = s + g * e @ W.T
+        v2 = torch.clamp(((e ** 2).sum(1, keepdim=True) - n * s2) / trAA, min=1e-9)
+        tau2 = v2 / m * (m + (g ** 2 - 2 * g) * n) + g ** 2 * s2 / m * trWW
+        xi = a2 + tau2
+        f0 = torch.exp(-r ** 2 / (2 * tau2)) / torch.sqrt(2 * torch.pi * tau2)
+        f1 = torch.exp(-r ** 2 / (2 * xi)) / torch.sqrt(2 * torch.pi * xi)
+        s = r * a2 / xi * p * f1 / ((1 - p) * f0 + p * f1)
+    assert torch.allclose(model(y=y), s, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(dict(model.named_buffers())["W"], W, atol=1e-12)
