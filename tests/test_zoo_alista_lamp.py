@@ -74,7 +74,7 @@ def test_lamp_and_alista_learn_on_the_sparse_task(tmp_path):
 
 
 def test_tista_matches_hand_written():
-    """zoo:tista (W = pinv(A) by default) against the paper's equations in plain torch."""
+    """zoo:tista (its W, named P, is pinv(A) by default) against the paper's equations."""
     A, y, _ = _setup()
     n, m = A.shape
     model = unroll.compile("zoo:tista", K=5, A=A.numpy(), dtype=torch.float64)
@@ -95,4 +95,4 @@ def test_tista_matches_hand_written():
         f1 = torch.exp(-r ** 2 / (2 * xi)) / torch.sqrt(2 * torch.pi * xi)
         s = r * a2 / xi * p * f1 / ((1 - p) * f0 + p * f1)
     assert torch.allclose(model(y=y), s, rtol=1e-10, atol=1e-12)
-    assert torch.allclose(dict(model.named_buffers())["W"], W, atol=1e-12)
+    assert torch.allclose(dict(model.named_buffers())["P"], W, atol=1e-12)
