@@ -253,6 +253,19 @@ loss mse(x, t)
 """
 
 
+GROUPED = """algorithm Grouped "a dim (G) that no array fixes"
+dims h, G
+input y : [h]
+target t : [h]
+learn a : [G] = 0.1 shared
+state x : [h] = y
+iterate K = 2:
+    x = x - sum(a) * (x - y) + 0 * sum(reshape(x, [G, h]) ^ 2)
+output x
+loss mse(x, t)
+"""
+
+
 def test_seed_fixes_the_blocks_initial_weights(tmp_path, capsys):
     """`--seed` makes a run with random block weights repeatable (and another seed differs)."""
     rng = np.random.default_rng(0)
@@ -268,3 +281,28 @@ def test_seed_fixes_the_blocks_initial_weights(tmp_path, capsys):
         weights.append(torch.load(tmp_path / out / "last.pt", weights_only=True)["model"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def test_train_takes_dim_for_a_size_no_array_fixes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    spec, data = tmp_path / "g.unroll", tmp_path / "g.npz"
+    spec.write_text(GROUPED.replace("[G, h]", "[G, 5]"))
+    np.savez(data, y=rng.standard_normal((40, 15)), t=rng.standard_normal((40, 15)))
+    base = ["train", str(spec), "--data", str(data), "--steps", "4", "--eval-every", "4",
+            "--batch-size", "8", "--quiet", "--out"]
+    code, out, err = run(capsys, *base, str(tmp_path / "r0"))
+    assert code == 2 and "dim G is not fixed by the arrays" in err and "--dim G=SIZE" in err
+    code, out, err = run(capsys, *base, str(tmp_path / "r1"), "--dim", "G=3")
+    assert code == 0, err
+    saved = torch.load(tmp_path / "r1" / "last.pt", weights_only=True)
+    assert [tuple(v.shape) for k, v in saved["model"].items() if k.endswith("a")] == [(3,)]
+    code, out, err = run(capsys, *base, str(tmp_path / "r2"), "--dim", "Q=3")
+    assert code == 2 and "unknown dim Q" in err
+    code, out, err = run(capsys, *base, str(tmp_path / "r3"), "--dim", "G=4")  # 15 != 4 * 5
+    assert code == 2 and "reshape" in err and "Traceback" not in err
+    code, out, err = run(capsys, *base, str(tmp_path / "r4"), "--dim", "G=3", "--dim", "h=7")
+    assert code == 2 and "h = 7 (from the given dims)" in err
+    code, out, err = run(capsys, *base, str(tmp_path / "r1"), "--dim", "G=5", "--resume")
+    assert code == 2 and "--dim" in err
+    code, out, err = run(capsys, "train", "--help")
+    assert code == 0 and "--dim NAME=SIZE" in out

@@ -48,6 +48,7 @@ def task_settings(program, args, data_dir: Any, task_text: str) -> dict[str, Any
         "task": task_text,
         **{k: getattr(args, k, None) for k in ("p", "snr", "mask", "size", "ratio", "blocks",
                                                 "float64", "amp", "operator", "test_fraction")},
+        "dim": dict(getattr(args, "dim", None) or []) or None,
     }
 
 

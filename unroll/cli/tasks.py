@@ -107,6 +107,7 @@ def task_for(program: Program, args: argparse.Namespace) -> Any:
     if is_data_file(getattr(args, "data", None)):
         from ..data.arrays import ArrayTask, read_arrays
         return ArrayTask.for_spec(program, read_arrays(args.data), given, source=args.data,
+                                  dims=getattr(args, "dims", None),
                                   test_fraction=getattr(args, "test_fraction", 0.1),
                                   seed=getattr(args, "seed", 0))
     if _is_sparse_coding(program):

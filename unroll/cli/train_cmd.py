@@ -5,7 +5,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from .common import CLIError, add_spec_args, duration_arg, grad_arg, load_program
+from .common import CLIError, add_spec_args, dims_of, duration_arg, grad_arg, known_dims, load_program
 from .tasks import TASKS
 
 __all__ = ["add_parser", "run_train", "layer_table"]
@@ -61,6 +61,7 @@ def _run_train(args: argparse.Namespace) -> int:
                        "checkpoint with --layerwise")
     init = _read_init(args)
     program = load_program(args.spec, args.K)
+    args.dims = known_dims(program, dims_of(args))[0]  # unknown or spec-fixed names: exit 2 now
     _check_gradients(program, args.allow_no_grad)
     out = Path(args.out or f"runs/{program.name.lower()}")
     note = claim_out_dir(out, args.resume, args.overwrite)
@@ -74,7 +75,7 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"task: {task.describe()}")
         check_settings(out, task_settings(program, args, data_dir, task.describe()), args.resume)
         operators = _operators(task, init)
-        dims = task.dims() if hasattr(task, "dims") else None
+        dims = {**args.dims, **(task.dims() if hasattr(task, "dims") else {})}
         if args.fast and args.grad != "unroll":
             raise CLIError(f"--fast runs --grad unroll only (got --grad {args.grad})")
         with torch.random.fork_rng(devices=[]):  # --seed fixes the blocks' random initial weights
@@ -262,7 +263,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "FILE (a held-out split is the test set). Otherwise the task is picked from what the spec "
         "declares: " + "; ".join(TASKS) + ". Prints the per-layer NMSE table and where checkpoints and logs "
         "are. Exit status 1 if training diverges.")
-    add_spec_args(p, dims=False)
+    add_spec_args(p)
     p.add_argument("--data", metavar="DIR|FILE", help="data directory (default: $UNROLL_DATA, else "
                    "built-in generated data; sparse coding reads DIR/sparse/D.mat, test codes and "
                    "extra operators DIR/sparse/NAME.npy), or a file of arrays (.npz, .pt, .mat) "

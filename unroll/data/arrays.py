@@ -155,8 +155,10 @@ class ArrayTask:
                else np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v)
                for k, v in (operators or {}).items()}
         bound = {k: v for k, v in program.dims.items() if v is not None}
-        bound.update(dims or {})
         origin = {k: "the spec" for k in bound}
+        for k, v in (dims or {}).items():
+            origin[k] = origin.get(k) if bound.get(k) == v else "the given dims"
+            bound[k] = v
         have = ", ".join(f"{k} {list(v.shape)}" for k, v in arrays.items()) or "no arrays"
         for name, t in program.operators.items():
             if t.in_shape is not None:  # matrix-free: callables, never from a file
@@ -192,7 +194,8 @@ class ArrayTask:
         unbound = [d for d in program.dims if d not in bound]
         if unbound:
             raise DataFileError(f"{source}: the size of dim {', '.join(unbound)} is not fixed by "
-                                "the arrays; give it in the spec")
+                                f"the arrays; give it in the spec or with --dim {unbound[0]}=SIZE "
+                                "(dims= in Python)")
         return cls(samples, ops, source=source, dims=bound, **kwargs)
 
     def describe(self) -> str:
