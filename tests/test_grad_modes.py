@@ -41,7 +41,7 @@ def _grads(spec, grad, K, A, batch, upto=None):
                            for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("spec", ["zoo:lista", "zoo:lista_untied", "zoo:lista_cp"])
+@pytest.mark.parametrize("spec", ["zoo:lista", "zoo:lista_untied", "zoo:lista_cp", "zoo:lista_cpss"])
 def test_checkpoint_and_full_truncation_equal_unroll(spec):
     A, batch = _problem()
     loss, ref = _grads(spec, "unroll", 6, A, batch)

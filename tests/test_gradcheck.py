@@ -57,6 +57,8 @@ EXPRS = {
     "pinv": "pinv(M) y + x",
     "inv": "inv(M + M' + 4 * I) y + x",
     "diag": "diag(M) * y + diag(y) w + x",
+    "quantile": "quantile(M y + x, 0.3) * w + x",
+    "soft_ss": "soft_ss(M y + x, w, 0.5)",
 }
 LOSSES = {"mse": "mse(x, x_star)", "nmse": "nmse(x, x_star)"}
 

@@ -72,7 +72,8 @@ def test_shared_learnables_are_one_node_used_by_all_layers():
 
 
 @pytest.mark.parametrize("name,names", [("lista_untied", ("W_e", "S", "theta")),
-                                        ("lista_cp", ("W", "theta"))])
+                                        ("lista_cp", ("W", "theta")),
+                                        ("lista_cpss", ("W", "theta"))])
 def test_per_layer_learnables_are_K_nodes(name, names):
     u = _unfold(name)
     for p in names:

@@ -34,6 +34,20 @@ def _matmul(a, r, s, c):
     return np.matmul(x, y)
 
 
+def _quantile(v: np.ndarray, q, nd: int, method: str = "linear") -> np.ndarray:
+    """The q-quantile over the last nd axes (one sample's entries)."""
+    return np.quantile(np.reshape(v, v.shape[:v.ndim - nd] + (-1,)), q, axis=-1, method=method)
+
+
+def _soft_ss(v: np.ndarray, t, p, nd: int) -> np.ndarray:
+    """Support selection: |v| above t and above its nearest-rank (1 - p)-quantile pass; the rest
+    are soft-thresholded."""
+    a = np.abs(v)
+    top = _quantile(a, 1.0 - p, nd, "nearest")
+    keep = (a > t) & (a > np.reshape(top, np.shape(top) + (1,) * nd))
+    return np.where(keep, v, np.sign(v) * np.maximum(a - t, 0.0))
+
+
 def _softplus(x):
     return np.logaddexp(0.0, x)
 
@@ -50,6 +64,8 @@ NUMPY_OPS: dict[str, Callable] = {
     "soft": lambda a, r, s, c: np.sign(a[0]) * np.maximum(np.abs(a[0]) - a[1], 0.0),
     "hard": lambda a, r, s, c: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
     "hard_ste": lambda a, r, s, c: np.where(np.abs(a[0]) > a[1], a[0], 0.0),
+    "soft_ss": lambda a, r, s, c: _soft_ss(a[0], a[1], a[2], len(r.shape)),
+    "quantile": lambda a, r, s, c: _quantile(a[0], a[1], len(s[0].shape)),
     "hard_smooth": lambda a, r, s, c: a[0] / (1.0 + np.exp(-(np.abs(a[0]) - a[1]) / a[2])),
     "relu": lambda a, r, s, c: np.maximum(a[0], 0.0),
     "abs": lambda a, r, s, c: np.abs(a[0]),

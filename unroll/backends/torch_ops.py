@@ -40,6 +40,23 @@ def hard_smooth(v, t, s):
     return v * torch.sigmoid((torch.abs(v) - t) / s)
 
 
+def _quantile(v, q, nd, interpolation="linear"):
+    """The q-quantile over the last nd axes of v (one sample's entries), as torch.quantile."""
+    x = v.reshape(v.shape[:v.dim() - nd] + (-1,))
+    return torch.quantile(x, torch.as_tensor(q, dtype=v.dtype, device=v.device), dim=-1,
+                          interpolation=interpolation)
+
+
+def _soft_ss(v, t, p, nd):
+    """Support selection (LISTA-CPSS): entries among the largest fraction p of |v| per sample (above
+    its (1 - p)-quantile, nearest rank) and above t pass; the rest are soft-thresholded by t. The
+    selection mask is a constant for autograd."""
+    a = v.detach().abs()
+    top = _quantile(a, 1 - torch.as_tensor(p, dtype=v.dtype, device=v.device), nd, "nearest")
+    keep = ((a > t) & (a > top.reshape(top.shape + (1,) * nd))).to(v.dtype)
+    return keep * v + soft((1 - keep) * v, t)
+
+
 def _clamp(v, lo, hi):
     lo = torch.as_tensor(lo, dtype=v.dtype, device=v.device)
     hi = torch.as_tensor(hi, dtype=v.dtype, device=v.device)
@@ -361,6 +378,8 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord], dict], s
     "soft": lambda a, r, s, c: f"soft({a[0]}, {a[1]})",
     "hard": lambda a, r, s, c: f"hard({a[0]}, {a[1]})",
     "hard_ste": lambda a, r, s, c: f"hard_ste({a[0]}, {a[1]})",
+    "soft_ss": lambda a, r, s, c: f"_soft_ss({a[0]}, {a[1]}, {a[2]}, {len(r.shape)})",
+    "quantile": lambda a, r, s, c: f"_quantile({a[0]}, {a[1]}, {len(s[0].shape)})",
     "linop_apply": _linop_apply,
     "linop_norm": lambda a, r, s, c: (f"_linop_norm(self._linop_{_NS.safe(r.attrs[0])}, "
                                       f"{_shape(r.attrs[1])}, {c['dtype']}, {c['device']})"),

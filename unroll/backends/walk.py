@@ -12,13 +12,15 @@ from typing import Any, Callable, Iterable, Protocol
 from ..compiler.graph import Graph, NodeRecord
 from ..compiler.ops import OPS
 
-__all__ = ["Lowering", "LEAF_KINDS", "GRAPH_OPS", "walk"]
+__all__ = ["Lowering", "LEAF_KINDS", "GRAPH_OPS", "LIFTED_RULES", "walk"]
 
 # Leaves a backend binds itself (from the module, the inputs or the states), never lowered by a table.
 LEAF_KINDS = frozenset({"input", "target", "operator", "const", "param", "state"})
 # Values the graph builds itself besides the ops of compiler.ops.OPS (folded zeros, the identity,
 # a value broadcast to a declared shape): the lowering tables have entries for them too.
 GRAPH_OPS = frozenset({"zeros", "identity", "expand"})
+# Shape rules whose operands broadcast entry by entry, so a per-sample scalar operand is lifted.
+LIFTED_RULES = ("elementwise", "soft_ss")
 
 
 class Lowering(Protocol):
@@ -49,7 +51,7 @@ def walk(g: Graph, nodes: Iterable[str], values: dict[str, Any], low: Lowering) 
             continue
         args = [values[a] for a in rec.args]
         arg_recs = [g[a] for a in rec.args]
-        if rec.batched and rec.op in OPS and OPS[rec.op].rule == "elementwise":
+        if rec.batched and rec.op in OPS and OPS[rec.op].rule in LIFTED_RULES:
             args = [low.lift(v, s, len(rec.shape)) for v, s in zip(args, arg_recs)]
         values[n] = low.emit(i, n, rec, low.table[rec.op](args, rec, arg_recs, low.ctx))
     return values

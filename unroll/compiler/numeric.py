@@ -10,7 +10,7 @@ from ..errors import NameError_, SpecError
 from ..limits import MAX_COST_NESTING
 from .ops import OPS
 
-__all__ = ["check_number_op", "number_of", "cost_call"]
+__all__ = ["check_number_op", "check_unit_args", "number_of", "cost_call"]
 
 
 @contextmanager
@@ -34,7 +34,10 @@ def check_number_op(checker, opname: str, args: list, node) -> None:
     """When every operand of `opname` is a number, compute it and raise a SpecError at `node` if
     the result is not a finite real number."""
     info = OPS.get(opname)
-    if info is None or info.number is None or not args:
+    if info is None or not args:
+        return
+    check_unit_args(checker, opname, args, node)
+    if info.number is None:
         return
     nums = [number_of(checker, a) for a in args]
     if any(n is None for n in nums):
@@ -56,6 +59,16 @@ def check_number_op(checker, opname: str, args: list, node) -> None:
     if not math.isfinite(float(val)):
         raise checker.err(SpecError, f"{opname} of numbers{shown} is {float(val)}, not a finite number",
                           node, "a value written in the spec must be finite")
+
+
+def check_unit_args(checker, opname: str, args: list, node) -> None:
+    """The arguments `OPS[opname].unit_args` names (a level, a fraction) lie in [0, 1] where they
+    are numbers; a SpecError at `node` otherwise."""
+    for i in OPS[opname].unit_args:
+        n = number_of(checker, args[i]) if i < len(args) else None
+        if n is not None and not 0.0 <= n <= 1.0:
+            raise checker.err(SpecError, f"argument {i + 1} of {OPS[opname].call or opname} is "
+                              f"{n:g}, outside [0, 1]", node, OPS[opname].doc)
 
 
 def number_of(checker, v) -> float | None:

@@ -48,8 +48,8 @@ class Prox:
 class OpInfo:
     """Facts about one op. `rule` names its shape rule: 'elementwise', 'reduce' (per sample to a
     scalar), 'batch_reduce' (over the batch too, for losses), 'matmul', 'transpose',
-    'matrix_scalar', 'fourier', 'cconv', 'cconv_t', 'bank', 'sum_l', 'plf', or 'custom' (shape set
-    where the value is built), 'leaf' for `NODES`."""
+    'matrix_scalar', 'fourier', 'cconv', 'cconv_t', 'bank', 'sum_l', 'plf', 'quantile', 'soft_ss',
+    'diag', 'pinv', 'inv', or 'custom' (shape set where the value is built), 'leaf' for `NODES`."""
 
     name: str
     arity: tuple[int, int]
@@ -63,6 +63,7 @@ class OpInfo:
     remedy: str = ""  # what to write instead when zero_grad cuts a learnable's gradient
     zero_preserving: bool = False  # zero wherever its first argument is zero (folds zero states)
     along_axis: bool = False  # acts along an axis its attrs name (applied to I it would misread it)
+    unit_args: tuple = ()  # argument positions that must lie in [0, 1] (checked where they are numbers)
     vjp: VJPRule | None = None  # None: grad cannot differentiate through it
     prox: Prox | None = None  # its proximal operator, as a cost atom
     call: str | None = None  # the function name a spec calls it by (None: not a spec function)
@@ -275,6 +276,15 @@ _TABLE = [
            kind="reduce", vjp=lambda al, n, g, d: [g]),
     OpInfo("mean", (1, 1), _R, None, "mean(v): mean of the entries of one sample", call="mean",
            kind="reduce", vjp=lambda al, n, g, d: [al.div(g, _size(al, n.args[0]))]),
+    OpInfo("quantile", (2, 2), "quantile", None, "quantile(v, q): the q-quantile of one sample's "
+           "entries (0 ≤ q ≤ 1, linear interpolation as torch.quantile)", smooth=False,
+           out_dtype="real", real_only=True, unit_args=(1,), call="quantile", kind="reduce"),
+    OpInfo("soft_ss", (3, 3), "soft_ss", None, "soft_ss(v, t, p): support selection (LISTA-CPSS): "
+           "entries among the largest fraction p of |v| in the sample and above t pass unchanged, "
+           "the others are soft-thresholded by t; the selection is not differentiated",
+           smooth=False, real_only=True, zero_grad=(2,), unit_args=(2,), zero_preserving=True,
+           call="soft_ss", kind="nonlinear",
+           remedy="p is a schedule (a number or an expression in k), not trained: write it in the call"),
     OpInfo("norm1", (1, 1), _R, None, "||v||_1", smooth=False, out_dtype="real", prox=_P_NORM1,
            text="||{0}||_1", sym=("‖{0}‖₁", r"\left\|{0}\right\|_1"), kind="reduce"),
     OpInfo("norm0", (1, 1), _R, None, "||v||_0 (count of non-zeros)", smooth=False,
@@ -537,6 +547,22 @@ def _plf(o, shapes, batched, numbers):
     return v
 
 
+def _quantile(o, shapes, batched, numbers):
+    if shapes[1] != () or batched[1]:
+        return Mismatch(f"the level q of quantile(v, q) is one number for every sample, got "
+                        f"{'a per-sample ' if batched[1] else ''}{fmt_shape(shapes[1])}", 1, (1,),
+                        "write a number in [0, 1] or a scalar expression in k")
+    return ()
+
+
+def _soft_ss(o, shapes, batched, numbers):
+    if shapes[2] != () or batched[2]:
+        return Mismatch(f"the fraction p of soft_ss(v, t, p) is one number for every sample, got "
+                        f"{'a per-sample ' if batched[2] else ''}{fmt_shape(shapes[2])}", 2, (2,),
+                        "write a number in [0, 1] or a schedule in k, min(0.012 * (k + 1), 0.13)")
+    return _elementwise(o, shapes[:2], batched, numbers)
+
+
 def _matrix_scalar(o, shapes, batched, numbers):
     if len(shapes[0]) != 2 or batched[0]:
         return Mismatch("norm2 of a fixed matrix is its spectral norm; got "
@@ -567,6 +593,7 @@ _SHAPE_RULES = {"elementwise": _elementwise, "reduce": lambda o, s, b, n: (),
                 "batch_reduce": _batch_reduce, "matmul": _matmul, "transpose": _transpose,
                 "fourier": _fourier, "cconv": _cconv, "cconv_t": _cconv, "bank": _bank,
                 "sum_l": _sum_l, "plf": _plf, "matrix_scalar": _matrix_scalar, "diag": _diag,
+                "quantile": _quantile, "soft_ss": _soft_ss,
                 "pinv": lambda o, s, b, n: _fixed_matrix(o, s, b, n, False),
                 "inv": lambda o, s, b, n: _fixed_matrix(o, s, b, n, True)}
 

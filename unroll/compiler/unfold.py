@@ -19,6 +19,7 @@ from .algebra import walk
 from .blocks import concrete_layers
 from .graph import Graph, Namespace, NodeRecord, tabulate
 from .ir import Program, Value, fmt_shape
+from .ops import OPS
 from .sizes import Size, size_value
 
 __all__ = ["Network", "Unfolded", "ParamInfo", "bind_dims", "unfold", "default_graph"]
@@ -270,14 +271,26 @@ class _Instantiator:
                     self.concrete(s, v.span) for s in v.attrs[1:])  # embed: the source shape
             elif v.op == "reshape":
                 attrs = (shape,)
-                src = g[args[0]].shape
-                if _size(src) != _size(shape):
-                    raise ShapeError(f"cannot reshape {fmt_shape(src)} to {fmt_shape(shape)}: the "
-                                     "sizes differ", v.span, None, self.program.source)
+            self.check_sizes(v, args, shape, layer)
             out = g.add(v.op, args, attrs, shape, v.dtype, v.batched, own, v.span, hint, label,
                         spec_name=v.name)
         memo[id(v)] = out
         return out
+
+    def check_sizes(self, v: Value, args: tuple[str, ...], shape: tuple, layer: int | None) -> None:
+        """What the checker could not decide before the sizes were known: a reshape keeps its
+        entry count, and a level or fraction (`OpInfo.unit_args`) that folded to a number for this
+        layer (a schedule in k) lies in [0, 1]."""
+        if v.op == "reshape" and _size(self.g[args[0]].shape) != _size(shape):
+            raise ShapeError(f"cannot reshape {fmt_shape(self.g[args[0]].shape)} to "
+                             f"{fmt_shape(shape)}: the sizes differ", v.span, None, self.program.source)
+        info = OPS.get(v.op)
+        for i in info.unit_args if info is not None else ():
+            n = self.g.number(args[i])
+            if n is not None and not 0.0 <= n <= 1.0:
+                where = f" in layer {layer}" if layer is not None else ""
+                raise SpecError(f"argument {i + 1} of {info.call or v.op} is {n:g}{where}, outside "
+                                "[0, 1]", v.span, info.doc, self.program.source)
 
     def variant(self, v: Value, leaves: dict[tuple, str]) -> bool:
         """Whether `v` changes from layer to layer (state, index k or per-layer learnable)."""
