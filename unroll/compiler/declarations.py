@@ -16,6 +16,7 @@ from .ir import CostTerm, Learnable, Program, StateVar, Value, fmt_shape
 from .names import reserved_reason
 from .resolve import IDENT, MODIFIERS_CONSTRAINT, MODIFIERS_TYING, Symbol
 from .shapes import ExprChecker
+from .sizes import shapes_may_match
 
 __all__ = ["Checker", "HANDLERS"]
 
@@ -255,7 +256,7 @@ class Checker(ExprChecker):
                 v = self.expr(a.expr, "body", env)
                 if sym is not None:
                     st = self.states[a.name]
-                    if v.shape == IDENT or (v.shape != st.shape and v.shape != ()):
+                    if v.shape == IDENT or (not shapes_may_match(v.shape, st.shape) and v.shape != ()):
                         raise self.err(ShapeError, f"state {a.name} is {fmt_shape(st.shape)} but "
                                        f"the new value is {fmt_shape(v.shape)}", a.expr,
                                        self.describe(v, a.expr))

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Callable, Sequence, Union
 
 from .ir import Value, fmt_shape
-from .sizes import size_add
+from .sizes import may_equal, size_add
 
 __all__ = ["OpInfo", "Prox", "Mismatch", "NotDifferentiable", "OPS", "NODES", "IDENT",
            "infer_shape", "broadcast", "node_info", "FUNCTIONS", "ZERO_PRESERVING", "SPECIAL_CALLS"]
@@ -443,7 +443,8 @@ ZERO_PRESERVING = frozenset(o.name for o in _TABLE if o.zero_preserving)
 # ---- shape rules ----
 def broadcast(s1: tuple, s2: tuple) -> tuple | None:
     """The shape of an element-wise op on shapes s1 and s2 (None: they do not broadcast).
-    Scalars go with anything, `I` with a square matrix, size-1 axes stretch."""
+    Scalars go with anything, `I` with a square matrix, size-1 axes stretch; sizes only the bound
+    dims can compare (`m` and `4*G`) are taken as equal here and checked by unfold."""
     if s1 == s2 or s2 == ():
         return s1
     if s1 == ():
@@ -453,7 +454,7 @@ def broadcast(s1: tuple, s2: tuple) -> tuple | None:
     if s2 == IDENT and len(s1) == 2 and s1[0] == s1[1]:
         return s1
     if IDENT not in (s1, s2) and len(s1) == len(s2) and all(
-            a == b or a == 1 or b == 1 for a, b in zip(s1, s2)):
+            may_equal(a, b) or a == 1 or b == 1 for a, b in zip(s1, s2)):
         return tuple(b if a == 1 else a for a, b in zip(s1, s2))
     return None
 
@@ -487,7 +488,7 @@ def _matmul(o, shapes, batched, numbers):
     if len(a) != 2:
         return Mismatch(f"the left factor of a product must be a matrix, got {fmt_shape(a)}", None,
                         (0,), "for an element-wise product write a * b")
-    if len(b) not in (1, 2) or b[0] != a[1]:
+    if len(b) not in (1, 2) or not may_equal(b[0], a[1]):
         return Mismatch(f"cannot multiply {fmt_shape(a)} by {fmt_shape(b)}: inner dimensions "
                         "differ", None, (0, 1))
     return (a[0],) + b[1:]

@@ -11,7 +11,7 @@ from .constraints import BASES
 from .ir import BlockDef, CostTerm, Learnable, StateVar, Tensor, Value, fmt_shape
 from .names import reserved_reason, unknown_name
 from .ops import IDENT
-from .sizes import size_add, size_mul, size_sub
+from .sizes import shapes_may_match, size_add, size_mul, size_sub
 
 __all__ = ["Resolver", "Symbol", "CONTEXTS", "IDENT", "MODIFIERS_TYING", "source_text"]
 
@@ -150,8 +150,8 @@ class Resolver:
     def fit_shape(self, v: Value, shape: tuple, node: ast.Node, what: str) -> Value:
         """Check that an init value fits a declared shape (scalars fill, I takes the size)."""
         _linop.reject(self, v, node)
-        if v.shape == shape or v.shape == ():
-            return v
+        if v.shape == () or (v.shape != IDENT and shapes_may_match(v.shape, shape)):
+            return v  # sizes only the bound dims can compare are checked by unfold
         if v.shape == IDENT and len(shape) == 2 and shape[0] == shape[1]:
             return replace(v, shape=shape)
         if v.shape != IDENT and len(v.shape) < len(shape) and all(

@@ -13,6 +13,7 @@ from .ir import Value, fmt_shape
 from .numeric import check_number_op, cost_call
 from .ops import FUNCTIONS, OPS, SPECIAL_CALLS, Mismatch, infer_shape
 from .resolve import IDENT, Resolver, source_text as _text
+from .sizes import shapes_may_match
 
 __all__ = ["ExprChecker"]
 
@@ -139,7 +140,7 @@ class ExprChecker(Resolver):
         for p, a in zip(cost.params, e.args):
             v = self.expr(a, ctx, env)
             want = self.states[p].shape if p in self.states else v.shape
-            if v.shape != want:
+            if not shapes_may_match(v.shape, want):
                 raise self.err(ShapeError, f"cost {cost.name} takes {p} of shape {fmt_shape(want)}",
                                a, self.describe(v, a))
             inner[p] = v

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Union
 
-__all__ = ["Size", "SizeLike", "size_add", "size_sub", "size_mul", "size_value", "is_size"]
+__all__ = ["Size", "SizeLike", "size_add", "size_sub", "size_mul", "size_value", "is_size", "may_equal",
+           "shapes_may_match"]
 
 # One monomial: the sorted tuple of the dim names it multiplies (() is the constant term).
 _Terms = tuple[tuple[tuple[str, ...], int], ...]
@@ -94,3 +95,20 @@ def size_value(d: SizeLike, dims: Mapping[str, int]) -> int:
             v *= int(dims[name])
         total += v
     return total
+
+
+def may_equal(a: SizeLike, b: SizeLike) -> bool:
+    """Whether two sizes can be equal once the dims are bound: equal polynomials are; two numbers
+    that differ, two different dim names (`m`, `n`: the spec says they are two sizes) and sizes a
+    constant apart (`m + 1`, `m`) are not; anything else (`m` and `64`, `m` and `4*G`) may be, and
+    unfold checks it with the sizes known."""
+    if a == b:
+        return True
+    if (isinstance(a, int) and isinstance(b, int)) or (isinstance(a, str) and isinstance(b, str)):
+        return False
+    return not isinstance(size_sub(a, b), int)
+
+
+def shapes_may_match(s1: tuple, s2: tuple) -> bool:
+    """Whether two shapes of sizes can be equal once the dims are bound (see `may_equal`)."""
+    return len(s1) == len(s2) and all(may_equal(a, b) for a, b in zip(s1, s2))

@@ -7,6 +7,7 @@ from dataclasses import replace
 from ..dsl import ast
 from ..errors import ShapeError, SpecError, closest
 from .ir import Value, fmt_shape
+from .sizes import SizeLike, size_mul, size_sub
 
 __all__ = ["call_special", "call_reshape"]
 
@@ -75,10 +76,8 @@ def call_reshape(ck, e: ast.Call, ctx, env) -> Value:
     if len(e.args) != want or e.kwargs or e.bound:
         raise ck.err(SpecError, "write reshape(v, [1, 33, 33]) or vec(v)", e)
     v = ck.expr(e.args[0], ctx, env)
-    if e.func == "vec":
-        shape = (_size(v.shape),) if all(isinstance(d, int) for d in v.shape) else None
-        if shape is None:
-            raise ck.err(ShapeError, "vec needs a shape of known sizes", e)
+    if e.func == "vec":  # the entry count, a product of dims (`4*G`) when they are not bound yet
+        shape = (_size(v.shape),)
     else:
         lst = e.args[1]
         if not isinstance(lst, ast.ListExpr):
@@ -93,16 +92,16 @@ def call_reshape(ck, e: ast.Call, ctx, env) -> Value:
                 raise ck.err(ShapeError, "a shape entry is a positive integer or a dim name",
                              item, closest(getattr(item, "id", ""), ck.dims))
         shape = tuple(shape)
-    known = all(isinstance(d, int) for d in shape + tuple(v.shape))
-    if known and _size(shape) != _size(v.shape):
+    gap = size_sub(_size(shape), _size(v.shape))
+    if isinstance(gap, int) and gap != 0:  # a gap that depends on the dims: unfold checks it
         raise ck.err(ShapeError, f"cannot reshape {fmt_shape(v.shape)} ({_size(v.shape)} "
                      f"entries) to {fmt_shape(shape)} ({_size(shape)} entries)", e)
     return Value("reshape", (v,), (shape,), shape, v.batched, v.dtype, e.span)
 
 
-def _size(shape: tuple) -> int:
-    n = 1
+def _size(shape: tuple) -> SizeLike:
+    n: SizeLike = 1
     for d in shape:
-        n *= d
+        n = size_mul(n, d)
     return n
 

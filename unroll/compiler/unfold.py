@@ -19,7 +19,7 @@ from .algebra import walk
 from .blocks import concrete_layers
 from .graph import Graph, Namespace, NodeRecord, tabulate
 from .ir import Program, Value, fmt_shape
-from .ops import OPS
+from .ops import OPS, Mismatch, infer_shape
 from .sizes import Size, size_value
 
 __all__ = ["Network", "Unfolded", "ParamInfo", "bind_dims", "unfold", "default_graph"]
@@ -285,12 +285,34 @@ class _Instantiator:
             raise ShapeError(f"cannot reshape {fmt_shape(self.g[args[0]].shape)} to "
                              f"{fmt_shape(shape)}: the sizes differ", v.span, None, self.program.source)
         info = OPS.get(v.op)
+        want = infer_shape(v.op, [self.g[a].shape for a in args]) if info is not None else None
+        if isinstance(want, Mismatch) or (want is not None and want != shape):
+            why = want.message if isinstance(want, Mismatch) else (
+                f"{v.op} of {', '.join(fmt_shape(self.g[a].shape) for a in args)} is "
+                f"{fmt_shape(want)}, not {fmt_shape(shape)}")
+            raise ShapeError(f"{why} with {self.sizes()}", v.span, "the spec's shapes "
+                             f"{', '.join(fmt_shape(a.shape) for a in v.args)} could only be "
+                             "compared once the dims were bound", self.program.source)
         for i in info.unit_args if info is not None else ():
             n = self.g.number(args[i])
             if n is not None and not 0.0 <= n <= 1.0:
                 where = f" in layer {layer}" if layer is not None else ""
                 raise SpecError(f"argument {i + 1} of {info.call or v.op} is {n:g}{where}, outside "
                                 "[0, 1]", v.span, info.doc, self.program.source)
+
+    def sizes(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.dims.items()) or "no dims"
+
+    def expect(self, node: str, shape: tuple, span, what: str) -> None:
+        """A located error unless the value `node` fits `shape` (equal, a scalar, or broadcast
+        along leading axes): what the checker left to the bound sizes (`[m]` and `4*G`)."""
+        got = tuple(self.g[node].shape)
+        if got == tuple(shape) or got == () or (len(got) < len(shape) and all(
+                a == b or a == 1 for a, b in zip(reversed(got), reversed(shape)))):
+            return
+        raise ShapeError(f"{what} is {fmt_shape(shape)} but its value is {fmt_shape(got)} with "
+                         f"{self.sizes()}", span, "the sizes differ once the dims are bound",
+                         self.program.source)
 
     def variant(self, v: Value, leaves: dict[tuple, str]) -> bool:
         """Whether `v` changes from layer to layer (state, index k or per-layer learnable)."""
@@ -307,11 +329,12 @@ class _Instantiator:
             self._variant[id(v)] = got
         return got
 
-    def fill(self, node: str, shape: tuple, dtype: str, span) -> str:
+    def fill(self, node: str, shape: tuple, dtype: str, span, what: str = "the declared value") -> str:
         """Broadcast a scalar value to a declared shape (zeros stay symbolic zeros)."""
         rec = self.g[node]
         if tuple(rec.shape) == tuple(shape):
             return node
+        self.expect(node, shape, span, what)
         if self.g.is_zero(node):
             return self.g.add("zeros", (), (), shape, dtype, False, None, span)
         return self.g.add("expand", (node,), (), shape, dtype, rec.batched, rec.layer, span)
@@ -377,7 +400,8 @@ def default_graph(program: Program, dims: dict[str, int], missing: list[str]
     for name, t in program.operators.items():  # declaration order: a default reads those above it
         shape = inst.concrete(t.shape, t.span)
         if name in missing:
-            node = inst.fill(inst(t.default, leaves, None, memo), shape, t.dtype, t.span)
+            node = inst.fill(inst(t.default, leaves, None, memo), shape, t.dtype, t.span,
+                             f"operator {name}")
             out[name] = node
         elif t.in_shape is None:
             node = g.add("operator", (), (name,), shape, t.dtype, False, None, t.span, name, name,
@@ -406,7 +430,8 @@ def _build_pass(out: Network) -> None:
         bleaves[("const", name)] = node
     for name, lrn in program.learnables.items():
         node = bi(lrn.init, bleaves, None, bmemo)
-        out.inits[name] = bi.fill(node, bi.concrete(lrn.shape, lrn.span), "real", lrn.span)
+        out.inits[name] = bi.fill(node, bi.concrete(lrn.shape, lrn.span), "real", lrn.span,
+                                  f"learn {name}")
 
 
 def _forward_leaves(out: Network, K: int, in_final: set[str]
@@ -470,7 +495,8 @@ def _layers_pass(out: Network, K: int, leaves: dict[tuple, str], per_layer: dict
     state0: dict[str, str] = {}
     for name, st in program.states.items():
         node = fi(st.init, leaves, None, memo)
-        state0[name] = fi.fill(node, fi.concrete(st.shape, st.span), st.dtype, st.span)
+        state0[name] = fi.fill(node, fi.concrete(st.shape, st.span), st.dtype, st.span,
+                               f"state {name}")
         leaves[("state", name)] = state0[name]
     out.state_nodes.append(state0)
     for k in range(out.K):
@@ -483,7 +509,10 @@ def _layers_pass(out: Network, K: int, leaves: dict[tuple, str], per_layer: dict
         lmemo: dict[int, str] = {}
         now = program.states if k < K else program.final
         after = dict(out.state_nodes[-1])
-        after.update({name: fi(program.updates[name], lv, k, lmemo) for name in now})
+        for name in now:
+            after[name] = fi(program.updates[name], lv, k, lmemo)
+            fi.expect(after[name], fi.concrete(program.states[name].shape, None),
+                      program.updates[name].span, f"state {name}")
         out.state_nodes.append(after)
 
 
