@@ -59,6 +59,7 @@ EXPRS = {
     "diag": "diag(M) * y + diag(y) w + x",
     "quantile": "quantile(M y + x, 0.3) * w + x",
     "soft_ss": "soft_ss(M y + x, w, 0.5)",
+    "norm21": "norm21(reshape(M y + x, [2, 2])) * w + x",
 }
 LOSSES = {"mse": "mse(x, x_star)", "nmse": "nmse(x, x_star)"}
 

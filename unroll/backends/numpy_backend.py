@@ -48,6 +48,12 @@ def _soft_ss(v: np.ndarray, t, p, nd: int) -> np.ndarray:
     return np.where(keep, v, np.sign(v) * np.maximum(a - t, 0.0))
 
 
+def _group_norms(x: np.ndarray, rec: NodeRecord, keep: bool) -> np.ndarray:
+    """The Euclidean norm of each group x[i] of a [G, ...] value (its trailing axes)."""
+    axes = tuple(range(-(len(rec.shape) - 1), 0))
+    return np.sqrt(np.sum(np.abs(x) ** 2, axis=axes, keepdims=keep))
+
+
 def _softplus(x):
     return np.logaddexp(0.0, x)
 
@@ -80,6 +86,8 @@ NUMPY_OPS: dict[str, Callable] = {
     "maximum": lambda a, r, s, c: np.maximum(a[0], a[1]),
     "minimum": lambda a, r, s, c: np.minimum(a[0], a[1]),
     "sum": _reduce(lambda x, ax: np.sum(x, axis=ax)),
+    "norm21": lambda a, r, s, c: np.sum(_group_norms(a[0], s[0], False), axis=-1),
+    "gnorm": lambda a, r, s, c: _group_norms(a[0], s[0], True),
     "mean": _reduce(lambda x, ax: np.mean(x, axis=ax)),
     "norm1": _reduce(lambda x, ax: np.sum(np.abs(x), axis=ax)),
     "norm2": _reduce(lambda x, ax: np.sqrt(np.sum(np.abs(x) ** 2, axis=ax))),

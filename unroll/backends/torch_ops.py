@@ -313,6 +313,11 @@ def _dims(rec: NodeRecord) -> str:
     return "(" + ", ".join(str(-i) for i in range(nd, 0, -1)) + ",)"
 
 
+def _groups(rec: NodeRecord) -> str:
+    """The axes inside each group of a [G, ...] value: every per-sample axis but the leading one."""
+    return "(" + "".join(f"{-i}, " for i in range(len(rec.shape) - 1, 0, -1)) + ")"
+
+
 def _reduce(method: str, pre: str = "{0}") -> Callable:
     def emit(a, rec, args, ctx):
         nd = len(args[0].shape)
@@ -404,6 +409,8 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord], dict], s
                               if s[0].shape else f"{a[0]}.abs()"),
     "norm0": _reduce("sum", "({0} != 0).to({0}.real.dtype)"),
     "norminf": _reduce("amax", "{0}.abs()"),
+    "norm21": lambda a, r, s, c: f"torch.linalg.vector_norm({a[0]}, dim={_groups(s[0])}).sum(dim=-1)",
+    "gnorm": lambda a, r, s, c: f"torch.linalg.vector_norm({a[0]}, dim={_groups(s[0])}, keepdim=True)",
     "opnorm": lambda a, r, s, c: f"torch.linalg.matrix_norm({a[0]}, ord=2)",
     "pinv": lambda a, r, s, c: f"torch.linalg.pinv({a[0]})",
     "inv": lambda a, r, s, c: f"torch.linalg.inv({a[0]})",

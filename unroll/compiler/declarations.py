@@ -145,6 +145,8 @@ class Checker(ExprChecker):
             self.check_cost(c)
         self.count_name = iterate.count_name
         updates, equations, aux = self.body(iterate)
+        for c in self.costs.values():  # again, with the states batched as the body left them
+            self.check_cost(c)         # (the objective's reshape of a state needs it)
         derivations.finish(self, updates)
         self.check_outputs(parts)
         loss = self.loss(parts.loss) if parts.loss is not None else None

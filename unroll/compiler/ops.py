@@ -49,7 +49,7 @@ class OpInfo:
     """Facts about one op. `rule` names its shape rule: 'elementwise', 'reduce' (per sample to a
     scalar), 'batch_reduce' (over the batch too, for losses), 'matmul', 'transpose',
     'matrix_scalar', 'fourier', 'cconv', 'cconv_t', 'bank', 'sum_l', 'plf', 'quantile', 'soft_ss',
-    'diag', 'pinv', 'inv', or 'custom' (shape set where the value is built), 'leaf' for `NODES`."""
+    'diag', 'pinv', 'inv', 'norm21', 'gnorm', or 'custom' (shape set where the value is built), 'leaf' for `NODES`."""
 
     name: str
     arity: tuple[int, int]
@@ -186,12 +186,20 @@ def _block_soft(al, v: Value, s: Value, atom: Value) -> Value:
     return al.mul(v, al.mk("relu", al.sub(al.num(1.0), al.div(s, nrm))))
 
 
+def _group_soft(al, v: Value, s: Value, atom: Value) -> Value:
+    """V[i] · max(1 − s/‖V[i]‖, 0) per group i (leading axis): the prox of s‖X‖₂,₁ (group lasso).
+    An all-zero group stays zero (its norm is replaced by a tiny number, never divided by 0)."""
+    nrm = al.mk("nonzero", al.mk("gnorm", v), al.num(1e-12))
+    return al.mul(v, al.mk("relu", al.sub(al.num(1.0), al.div(s, nrm))))
+
+
 _P_NORM1 = Prox(lambda al, v, s, a: al.mk("soft", v, s), "λ‖x‖₁", "soft(v, tλ)", "separable")
 _P_NORM0 = Prox(lambda al, v, s, a: al.mk("hard", v, al.mk("sqrt", al.mul(al.num(2.0), s))),
                 "λ‖x‖₀", "hard(v, √(2tλ))", "separable")
 _P_SQNORM = Prox(lambda al, v, s, a: al.div(v, al.add(al.num(1.0), al.mul(al.num(2.0), s))),
                  "λ/2‖x‖²", "v / (1 + tλ)", "separable")
 _P_NORM2 = Prox(_block_soft, "λ‖x‖₂", "v · max(1 − tλ/‖v‖, 0)", "whole")
+_P_NORM21 = Prox(_group_soft, "λ‖X‖₂,₁", "V[i] · max(1 − tλ/‖V[i]‖, 0) per group", "whole")
 _P_NONNEG = Prox(lambda al, v, s, a: al.mk("relu", v), "nonneg(x)", "relu(v)", "projection")
 _P_BOX = Prox(lambda al, v, s, a: al.mk("clamp", v, a.args[1], a.args[2]), "box(x, lo, hi)",
               "clamp(v, lo, hi)", "projection")
@@ -297,6 +305,14 @@ _TABLE = [
     OpInfo("norm2", (1, 1), _R, None, "||v|| (Euclidean / Frobenius)", smooth=False,
            out_dtype="real", prox=_P_NORM2, text="||{0}||",
            sym=("‖{0}‖", r"\left\|{0}\right\|_2"), kind="reduce"),
+    OpInfo("norm21", (1, 1), "norm21", None, "norm21(X): the group (l2,1) norm of X [G, ...], the "
+           "sum over the leading axis of the Euclidean norms of X[i]", smooth=False,
+           out_dtype="real", prox=_P_NORM21, call="norm21",
+           sym=("‖{0}‖₂,₁", r"\left\|{0}\right\|_{{2,1}}"), kind="reduce"),
+    OpInfo("gnorm", (1, 1), "gnorm", None, "gnorm(V): the Euclidean norm of each group V[i] of "
+           "V [G, ...], kept as [G, 1, ...] (built by the prox of norm21, never written in a spec)",
+           smooth=False, out_dtype="real", sym=("‖{0}[i]‖", r"\left\|{0}_i\right\|"),
+           kind="reduce"),
     OpInfo("norminf", (1, 1), _R, None, "||v||_inf", smooth=False, out_dtype="real",
            text="||{0}||_inf", sym=("‖{0}‖∞", r"\left\|{0}\right\|_\infty"), kind="reduce"),
     OpInfo("opnorm", (1, 1), "matrix_scalar", None, "norm2(A): spectral norm of a fixed matrix",
@@ -564,6 +580,14 @@ def _soft_ss(o, shapes, batched, numbers):
     return _elementwise(o, shapes[:2], batched, numbers)
 
 
+def _norm21(o, shapes, batched, numbers):
+    if len(shapes[0]) < 2:
+        return Mismatch(f"{o.name} takes groups along the leading axis, X [G, s] (or [G, ...]), got "
+                        f"{fmt_shape(shapes[0])}", None, (0,),
+                        "for groups of s entries of a vector x [m] write norm21(reshape(x, [G, s]))")
+    return () if o.name == "norm21" else (shapes[0][0],) + (1,) * (len(shapes[0]) - 1)
+
+
 def _matrix_scalar(o, shapes, batched, numbers):
     if len(shapes[0]) != 2 or batched[0]:
         return Mismatch("norm2 of a fixed matrix is its spectral norm; got "
@@ -594,7 +618,7 @@ _SHAPE_RULES = {"elementwise": _elementwise, "reduce": lambda o, s, b, n: (),
                 "batch_reduce": _batch_reduce, "matmul": _matmul, "transpose": _transpose,
                 "fourier": _fourier, "cconv": _cconv, "cconv_t": _cconv, "bank": _bank,
                 "sum_l": _sum_l, "plf": _plf, "matrix_scalar": _matrix_scalar, "diag": _diag,
-                "quantile": _quantile, "soft_ss": _soft_ss,
+                "quantile": _quantile, "soft_ss": _soft_ss, "norm21": _norm21, "gnorm": _norm21,
                 "pinv": lambda o, s, b, n: _fixed_matrix(o, s, b, n, False),
                 "inv": lambda o, s, b, n: _fixed_matrix(o, s, b, n, True)}
 

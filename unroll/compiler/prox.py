@@ -1,6 +1,7 @@
 """The prox table: proximal operators of cost terms, keyed on the term's form.
 
-A term is `coefficient · atom(x)` with the atom applied to the variable itself; `PROX` maps the
+A term is `coefficient · atom(x)` with the atom applied to the variable itself (or to a reshape of
+it: `norm21(reshape(x, [G, s]))`, whose prox reshapes there and back); `PROX` maps the
 atom's op to its `OpInfo.prox` (a builder (al, v, t·coefficient, atom) → Value, and its form).
 A sum of one separable term and one indicator of a box (or x ≥ 0) is the projection of the
 separable prox, exact coordinate-wise.
@@ -23,12 +24,13 @@ _PROJECTIONS = tuple(name for name, p in PROX.items() if p.role == "projection")
 
 SUPPORTED = [f"{p.form} → {p.result}" for p in PROX.values()] + [
     "λ‖x‖₁ + μ/2‖x‖² → soft(v, tλ) / (1 + tμ)",
-    "separable term + nonneg(x) or box(x, lo, hi) → the projection of its prox"]
+    "separable term + nonneg(x) or box(x, lo, hi) → the projection of its prox",
+    "any of these on reshape(x, [G, s]) → taken in that shape and reshaped back"]
 
 
 def _split(term: Value, p: Value) -> tuple[Value, Value] | None:
     """`c · atom(p)` → (c, atom); None when the term has another form."""
-    if term.op in PROX and term.args and term.args[0] is p and not any(
+    if term.op in PROX and term.args and _is_var(term.args[0], p) and not any(
             al.depends(a, p) for a in term.args[1:]):
         return al.num(1.0), term
     if term.op == "mul":
@@ -42,6 +44,22 @@ def _split(term: Value, p: Value) -> tuple[Value, Value] | None:
         if got is not None:
             return al.div(got[0], term.args[1]), got[1]
     return None
+
+
+def _is_var(a: Value, p: Value) -> bool:
+    """`a` is the variable, or the variable reshaped (`reshape(x, [G, s])`)."""
+    return a is p or (a.op == "reshape" and _is_var(a.args[0], p))
+
+
+def _build(op: str, v: Value, s: Value, atom: Value) -> Value:
+    """The prox of s·atom at v. A reshape R between the atom and the variable keeps every entry
+    (it is orthogonal), so prox_{g∘R}(v) = R⁻¹ prox_g(R v): v goes to the atom's shape and back."""
+    shape = atom.args[0].shape
+    if atom.args[0].op != "reshape" or shape == v.shape:
+        return PROX[op].build(al, v, s, atom)
+    inner = al.mk("reshape", v, attrs=(shape,), shape=shape)
+    out = PROX[op].build(al, inner, s, atom)
+    return al.mk("reshape", out, attrs=(v.shape,), shape=v.shape)
 
 
 def _addends(v: Value) -> list[Value]:
@@ -71,13 +89,13 @@ def prox_of(scope: Scope, call, names: list[str], parts: list[Value], p: Value, 
                         "in the table", call, "supported forms: " + "; ".join(SUPPORTED))
     if rest == ["norm1", "sqnorm"]:  # elastic net
         (c1, a1), (c2, a2) = by_op["norm1"], by_op["sqnorm"]
-        out = PROX["sqnorm"].build(al, PROX["norm1"].build(al, v, al.mul(t, c1), a1), al.mul(t, c2), a2)
+        out = _build("sqnorm", _build("norm1", v, al.mul(t, c1), a1), al.mul(t, c2), a2)
     elif rest:
         c, a = by_op[rest[0]]
-        out = PROX[rest[0]].build(al, v, al.mul(t, c), a)
+        out = _build(rest[0], v, al.mul(t, c), a)
     else:
         out = v
     if proj:
         c, a = by_op[proj[0]]
-        out = PROX[proj[0]].build(al, out, t, a)
+        out = _build(proj[0], out, t, a)
     return out
