@@ -233,3 +233,38 @@ def test_native_deepinv_blur_matches_its_dense_matrix():
     y = torch.randn(3, 1, h, w, dtype=torch.float64)
     torch.testing.assert_close(mf(y=y), de(y=y.reshape(3, n)).reshape(3, 1, h, w),
                                rtol=1e-10, atol=1e-10)
+
+
+CG_STEP = HEAD + """learn lam : [] = 0.5 shared positive
+state x : [n] = 0
+iterate K = 3:
+    z = 0.5 * x
+    x = argmin(x: ||A x - y||^2 + lam * ||x - z||^2, method = cg, iters = 4)
+output x
+loss mse(x, x_star)
+"""
+
+
+def test_cg_starts_from_zero_without_applying_the_operator_to_it():
+    """CG's first residual is b itself: A and A' are never applied to the zero start, neither in
+    the derived step (`unroll show`) nor in the network (counted calls), and it still equals dense."""
+    from unroll.compiler.pretty import shared_lines
+    text = "\n".join(shared_lines([("x", unroll.check(CG_STEP).updates["x"])]))  # as `unroll show`
+    assert "A 0" not in text and "A'(-2 * y)" in text
+    fwd, adj = conv_pair()
+    calls = {"A": 0, "A'": 0}
+
+    def counted(f, key):
+        def g(v):
+            calls[key] += 1
+            return f(v)
+        return g
+    mf = unroll.compile(CG_STEP, dims={"n": N, "m": M_}, A=(counted(fwd, "A"), counted(adj, "A'")),
+                        dtype=torch.float64)
+    y = torch.randn(2, M_, dtype=torch.float64)
+    calls.update({"A": 0, "A'": 0})
+    out = mf(y=y)
+    # one A, A' pair per CG iteration (3 layers x 4) and A'y once (the same in every layer)
+    assert calls == {"A": 12, "A'": 13}
+    de = unroll.compile(_dense(CG_STEP), A=conv_matrix(), dtype=torch.float64)
+    torch.testing.assert_close(out, de(y=y), rtol=1e-10, atol=1e-10)

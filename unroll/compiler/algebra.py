@@ -219,8 +219,10 @@ def rebuild(n: Value, args: list[Value | None]) -> Value:
         out = neg(args[0])
     elif n.op == "transpose":
         out = T(args[0]) if args[0] is not None else None
-    elif n.op == "linop_apply":  # linear: zero in, zero out
-        out = None if args[0] is None else mk(n.op, args[0], attrs=n.attrs, span=n.span, shape=n.shape)
+    elif OPS.get(n.op) and OPS[n.op].zero_preserving and (args[0] is None or is_num(args[0], 0)):
+        out = None  # zero in, zero out: a derived step never applies an operator to a literal 0
+    elif n.op == "linop_apply":
+        out = mk(n.op, args[0], attrs=n.attrs, span=n.span, shape=n.shape)
     else:
         args = [a if a is not None else num(0.0) for a in args]
         known = ("elementwise", "matmul", "transpose", "reduce", "matrix_scalar")
