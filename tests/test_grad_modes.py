@@ -173,3 +173,18 @@ def test_layerwise_training_refuses_implicit_before_it_starts(tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["train", "zoo:lista", "--layerwise", "--grad", "implicit", "--out", str(out)]) == 2
     assert "--layerwise" in capsys.readouterr().err and not out.exists()
+
+
+def test_implicit_warns_once_when_short_of_convergence_and_counts_the_rest():
+    """K = 5 is far from ISTA's fixed point: the first step warns (forward and adjoint), later
+    steps only count, so a training log is not flooded."""
+    import warnings
+    A, batch = _problem()
+    model = unroll.compile(ISTA_LEARNED, K=5, A=A, dtype=torch.float64, grad="implicit")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            model.loss(batch).backward()
+    texts = [str(w.message) for w in caught if "grad='implicit'" in str(w.message)]
+    assert len(texts) == 2 and "forward iteration" in texts[0] and "adjoint" in texts[1]
+    assert model._run.unconverged == {"forward": 3, "adjoint": 3}

@@ -124,3 +124,28 @@ def test_residual_needs_equal_shapes():
     with pytest.raises(SpecError) as e:
         unroll.check(spec)
     assert "a residual block returns x + layers(x)" in str(e.value)
+
+
+def test_reshape_takes_size_expressions():
+    """`reshape(v, [h * w])` as operators and blocks take `[m, h * w]`; a size that cannot match
+    is a located error at check time."""
+    spec = """dims h, w
+input y : [h * w]
+block D : [1, h, w] -> [1, h, w] = conv(1 -> 1, 3)
+state x : [h * w] = y
+iterate K = 2:
+    x = x - reshape(D(reshape(x, [1, h, w])), [h * w])
+output x
+"""
+    torch.manual_seed(0)
+    model = unroll.compile(spec, dims={"h": 4, "w": 5}, dtype=torch.float64)
+    y = torch.randn(3, 20, dtype=torch.float64)
+    conv = model.D[0]
+    x = y
+    for _ in range(2):
+        x = x - conv(x.reshape(3, 1, 4, 5)).reshape(3, 20)
+    assert torch.allclose(model(y=y), x)
+    with pytest.raises(SpecError, match=r"cannot reshape \[1, h, w\] \(h\*w entries\) to \[h\*w \+ 1\]"):
+        unroll.check(spec.replace("[h * w])\noutput", "[h * w + 1])\noutput"))
+    with pytest.raises(SpecError, match="a size must be positive, got 0"):
+        unroll.check(spec.replace("[h * w])\noutput", "[h - h])\noutput"))

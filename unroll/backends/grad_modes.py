@@ -79,6 +79,16 @@ class GradRunner:
         self.mode, self.T, self.tol = mode, T, tol
         self.info: dict[str, Any] = {}
         self._seg_cache: dict[tuple, int] = {}  # checkpoint segment length per (K, input shapes)
+        self.unconverged: dict[str, int] = {}  # implicit: iterations that stopped short, by kind
+
+    def _short(self, kind: str, message: str, stacklevel: int) -> None:
+        """Warn the first time an implicit iteration (forward or adjoint) stops short of its
+        tolerance; later ones are only counted in `unconverged` (one warning per step would
+        flood a training log)."""
+        self.unconverged[kind] = self.unconverged.get(kind, 0) + 1
+        if self.unconverged[kind] == 1:
+            warnings.warn(message + " Later occurrences are counted in the module's "
+                          "_run.unconverged, not repeated.", stacklevel=stacklevel + 1)
 
     def __call__(self, *args, **kwargs):
         m = self.module
@@ -231,9 +241,9 @@ class GradRunner:
                 if res <= tol:
                     break
         if res > tol:
-            warnings.warn(f"grad='implicit': the forward iteration did not converge in K={K} "
-                          f"iterations (relative change {res:.2e} > {tol:g}); the gradient is "
-                          "approximate. Raise K or check the map contracts.", stacklevel=4)
+            self._short("forward", f"grad='implicit': the forward iteration did not converge in "
+                        f"K={K} iterations (relative change {res:.2e} > {tol:g}); the gradient is "
+                        "approximate. Raise K or check the map contracts.", 4)
         z_star = [v.detach() if torch.is_tensor(v) else v for v in z]
         out = step(z_star, env)  # one application with a graph: dT/dparams at the fixed point
         detached = {k: v.detach() if torch.is_tensor(v) else v for k, v in env.items()}
@@ -254,9 +264,9 @@ class GradRunner:
             u, j, r = gmres(matvec, g, g, tol, max_products=K)
             info.update(adjoint_iterations=j, adjoint_residual=r)
             if r > tol:
-                warnings.warn(f"grad='implicit': the adjoint iteration did not converge in {K} "
-                              f"products (relative residual {r:.2e}); the gradient is approximate.",
-                              stacklevel=2)
+                self._short("adjoint", f"grad='implicit': the adjoint iteration did not converge "
+                            f"in {K} products (relative residual {r:.2e}); the gradient is "
+                            "approximate.", 2)
             return u
 
         wrapped = _Adjoint.apply(solve, *[out[i] for i in flt])

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from ..dsl import ast
 from ..errors import ShapeError, SpecError, closest
+from .channels import size_of_expr
 from .ir import Value, fmt_shape
 from .sizes import SizeLike, size_mul, size_sub
 
@@ -83,14 +84,14 @@ def call_reshape(ck, e: ast.Call, ctx, env) -> Value:
         if not isinstance(lst, ast.ListExpr):
             raise ck.err(SpecError, "the new shape is a list: reshape(v, [1, 33, 33])", lst)
         shape = []
-        for item in lst.items:
-            if isinstance(item, ast.Number) and item.value == int(item.value) and item.value > 0:
-                shape.append(int(item.value))
-            elif isinstance(item, ast.Name) and item.id in ck.dims:
-                shape.append(ck.dims[item.id] or item.id)
-            else:
-                raise ck.err(ShapeError, "a shape entry is a positive integer or a dim name",
-                             item, closest(getattr(item, "id", ""), ck.dims))
+        for item in lst.items:  # numbers, dims and + - * of them: [1, h, w], [h * w], [2 * c]
+            if isinstance(item, ast.Name) and item.id not in ck.dims:
+                raise ck.err(ShapeError, "a shape entry is a positive integer, a dim or + - * of "
+                             "them", item, closest(item.id, ck.dims))
+            size = size_of_expr(ck, item)
+            if isinstance(size, int) and size < 1:
+                raise ck.err(ShapeError, f"a size must be positive, got {size}", item)
+            shape.append(size)
         shape = tuple(shape)
     gap = size_sub(_size(shape), _size(v.shape))
     if isinstance(gap, int) and gap != 0:  # a gap that depends on the dims: unfold checks it
