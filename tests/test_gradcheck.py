@@ -48,6 +48,11 @@ EXPRS = {
     "minimum": "min(M y + x, w)",
     "sum": "sum(M y) * w + x",
     "mean": "mean(M y) * w + x",
+    "sum_axis": "sum(M * reshape(y, [1, m]), 1) + x",
+    "mean_axis": "mean(M * reshape(y, [m, 1]), 0) * w + x",
+    "logsumexp": "logsumexp(M + reshape(y, [1, m]), 1) + logsumexp(y) * w + x",
+    "amax": "amax(M + reshape(y, [1, m]), 1) + x",
+    "reshape": "reshape(reshape(y, [1, m]) * reshape(w, [1, m]), [m]) + x",
     "norm1": "||M y + x||_1 * w",
     "norm2": "||M y + x|| * w",
     "sqnorm": "||M y + x||^2 * w",
@@ -95,7 +100,7 @@ def test_op_gradients_through_a_compiled_spec(op):
     model = _model(EXPRS[op])
     assert op in model.generated.source or op in ("add", "sub", "mul", "div", "pow", "neg", "matmul",
                                                   "transpose", "maximum", "minimum", "norm1",
-                                                  "sqnorm", "norm0", "norminf", "opnorm", "diag")
+                                                  "sqnorm", "norm0", "norminf", "opnorm", "diag", "sum_axis", "mean_axis")
     params = _random_params(model, seed=hash(op) % 1000)
     names = list(params)
     y, _ = _inputs(seed=1)

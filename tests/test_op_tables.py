@@ -38,6 +38,7 @@ ALLOWED_TABLES = {
     "unroll.compiler.algebra._SMART": "algebra's simplifying constructors (OpInfo.number folds numbers)",
     "unroll.compiler.channels.CALLS": "spec calls the checker hands to channels (sum_k is not an op)",
     "unroll.compiler.blocks.CALLS": "channels.CALLS, imported",
+    "unroll.compiler.channels._AXIS_OPS": "spec names of the reductions along an axis -> their ops",
     "unroll.compiler.quadratic._SHAPED": "read from OpInfo.along_axis",
 }
 

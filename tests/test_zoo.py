@@ -11,6 +11,8 @@ from unroll.compiler.ir import Program
 K = 3
 BATCH = 3
 SIZES = {"n": 20, "m": 40}  # A is 20 x 40; other dims get a small default
+# Inputs that are probability vectors (the spec takes their log): drawn positive, summing to 1.
+MARGINALS = {"sinkhorn_log": ("a", "b")}
 
 
 def _rand(rng, shape, dtype):
@@ -32,6 +34,9 @@ def zoo_problem(name: str, seed: int = 0):
     ops = {n: _rand(rng, shape(t), t.dtype) for n, t in prog.operators.items()}
     inputs = {n: _rand(rng, (BATCH,) + shape(t), t.dtype) for n, t in prog.inputs.items()}
     targets = {n: _rand(rng, (BATCH,) + shape(t), t.dtype) for n, t in prog.targets.items()}
+    for n in MARGINALS.get(name, ()):
+        p = np.abs(inputs[n]) + 0.1
+        inputs[n] = p / p.sum(axis=-1, keepdims=True)
     return prog, dims, ops, inputs, targets
 
 

@@ -27,6 +27,25 @@ def _reduce(fn: Callable) -> Callable:
     return lambda a, r, s, c: fn(a[0], _axes(s[0])) if s[0].shape else fn(a[0], ())
 
 
+def _along(fn: Callable) -> Callable:
+    """A reduction along the node's axis (attrs[0]; None: every per-sample entry)."""
+    def run(a, r, s, c):
+        nd, axis = len(s[0].shape), r.attrs[0]
+        return fn(a[0], _axes(s[0]) if axis is None else axis - nd) if nd else a[0]
+    return run
+
+
+def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(x - top), axis=axis))
+
+
+def _spread(a, r, s, c):
+    d = r.attrs[0] - len(r.shape)
+    return np.repeat(np.expand_dims(a[0], d), r.shape[r.attrs[0]], axis=d)
+
+
 def _matmul(a, r, s, c):
     x, y = a
     if s[1].batched and len(s[1].shape) == 1:
@@ -89,6 +108,11 @@ NUMPY_OPS: dict[str, Callable] = {
     "norm21": lambda a, r, s, c: np.sum(_group_norms(a[0], s[0], False), axis=-1),
     "gnorm": lambda a, r, s, c: _group_norms(a[0], s[0], True),
     "mean": _reduce(lambda x, ax: np.mean(x, axis=ax)),
+    "sum_axis": _along(lambda x, ax: np.sum(x, axis=ax)),
+    "mean_axis": _along(lambda x, ax: np.mean(x, axis=ax)),
+    "logsumexp": _along(_logsumexp),
+    "amax": _along(lambda x, ax: np.max(x, axis=ax)),
+    "spread": _spread,
     "norm1": _reduce(lambda x, ax: np.sum(np.abs(x), axis=ax)),
     "norm2": _reduce(lambda x, ax: np.sqrt(np.sum(np.abs(x) ** 2, axis=ax))),
     "sqnorm": _reduce(lambda x, ax: np.sum(np.abs(x) ** 2, axis=ax)),

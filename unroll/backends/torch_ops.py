@@ -498,6 +498,28 @@ def _axis_from_end(rec, axis: int) -> int:
     return axis - len(rec.shape)
 
 
+def _along(method: str) -> Callable:
+    """A reduction along the node's axis (attrs[0]; None: every per-sample entry)."""
+    def emit(a, rec, args, ctx):
+        nd, axis = len(args[0].shape), rec.attrs[0]
+        if nd == 0:
+            return a[0]
+        dims = _dims(args[0]) if axis is None else str(axis - nd)
+        return f"{method.format(a[0])}, dim={dims})"
+    return emit
+
+
+HELPERS += '''
+
+def _spread(x, dim, size):
+    """x repeated `size` times along a new axis `dim` (counted from the end): a sum's adjoint."""
+    x = x.unsqueeze(dim)
+    shape = list(x.shape)
+    shape[dim] = size
+    return x.expand(shape)
+'''
+
+
 TORCH_OPS.update({
     "cat": lambda a, r, s, c: (f"_join([{', '.join(a)}], {tuple(x.batched for x in s)!r}, "
                             f"{r.attrs[0]}, False)"),
@@ -506,6 +528,11 @@ TORCH_OPS.update({
     "slice": _slice,
     "embed": _embed,
     "diff": lambda a, r, s, c: f"_diff({a[0]}, {_axis_from_end(r, r.attrs[0])})",
+    "sum_axis": _along("torch.sum({0}"),
+    "mean_axis": _along("torch.mean({0}"),
+    "logsumexp": _along("torch.logsumexp({0}"),
+    "amax": _along("torch.amax({0}"),
+    "spread": lambda a, r, s, c: f"_spread({a[0]}, {_axis_from_end(r, r.attrs[0])}, {r.shape[r.attrs[0]]})",
     "diff_t": lambda a, r, s, c: f"_diff_t({a[0]}, {_axis_from_end(r, r.attrs[0])})",
     "nonneg": lambda a, r, s, c: f"_indicator({a[0]} >= 0, {len(s[0].shape)})",
     "box": lambda a, r, s, c: (f"_indicator(({a[0]} >= {a[1]}) & ({a[0]} <= {a[2]}), "

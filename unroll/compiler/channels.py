@@ -1,6 +1,7 @@
 """Several values as one and back: `cat([a, b], axis)`, `stack([a, b], axis)`, indexing and
 ranges (`f[0]`, `f[1:3]`, `h[:, 0:c]`), forward differences `diff(x, axis)` with their adjoint
-`diff_t`, and in the loss the states after every layer (`x[k]` inside `sum_k(...)`).
+`diff_t`, reductions along one axis (`sum(v, axis)`, `mean`, `logsumexp`, `amax`), and in the
+loss the states after every layer (`x[k]` inside `sum_k(...)`).
 
 Checker hooks: each takes (checker, node, ctx, env) and returns a checked `Value`; axes count the
 per-sample dims from 0 (negative counts from the end), sizes may be dims and size expressions.
@@ -110,6 +111,27 @@ def _diff(ch, e: ast.Call, ctx, env) -> Value:
     return Value(e.func, (v,), (axis,), v.shape, v.batched, v.dtype, e.span)
 
 
+_AXIS_OPS = {"sum": "sum_axis", "mean": "mean_axis", "logsumexp": "logsumexp", "amax": "amax"}
+
+
+def _reduce(ch, e: ast.Call, ctx, env) -> Value:
+    """`sum(v, axis)`, `mean(v, axis)`, `logsumexp(v, axis)`, `amax(v, axis)`: one axis reduced;
+    without an axis, sum and mean take every entry of a sample (ops sum, mean), the others too."""
+    if not e.args or e.bound:
+        raise ch.err(SpecError, f"write {e.func}(v) or {e.func}(v, axis)", e)
+    v = ch.expr(e.args[0], ctx, env)
+    if len(e.args) == 1 and not e.kwargs and e.func in ("sum", "mean"):
+        return ch.make(e.func, [v], e, [e.args[0]])
+    if v.op == "linop" or v.shape == ("*",):
+        raise ch.err(ShapeError, f"{e.func} needs a value with a shape, not an operator",
+                     e.args[0], "apply the operator first")
+    if v.dtype == "complex" and e.func in ("logsumexp", "amax"):
+        raise ch.err(ShapeError, f"{e.func} needs real values", e.args[0], "take real(...) first")
+    axis = _axis(ch, e, len(v.shape)) if len(e.args) > 1 or e.kwargs else None
+    shape = () if axis is None else v.shape[:axis] + v.shape[axis + 1:]
+    return Value(_AXIS_OPS[e.func], (v,), (axis,), shape, v.batched, v.dtype, e.span)
+
+
 def _sum_k(ch, e: ast.Call, ctx, env) -> Value:
     """sum_k(expr): expr summed over the layers k = 1..K (loss only)."""
     if ctx != "loss" or "__in_sum_k__" in env:
@@ -125,7 +147,8 @@ def _sum_k(ch, e: ast.Call, ctx, env) -> Value:
     return Value("sum_layers", (body,), (), (), body.batched, body.dtype, e.span)
 
 
-CALLS = {"cat": _cat, "stack": _stack, "diff": _diff, "diff_t": _diff, "sum_k": _sum_k}
+CALLS = {"cat": _cat, "stack": _stack, "diff": _diff, "diff_t": _diff, "sum_k": _sum_k,
+         **{name: _reduce for name in _AXIS_OPS}}
 
 
 def index(ch, e: ast.Index, ctx, env) -> Value:

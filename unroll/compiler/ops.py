@@ -114,10 +114,15 @@ class NotDifferentiable(Exception):
 
 
 def _unb(al, g: Value | None, a: Value) -> Value | None:
-    """Sum an adjoint over the entries a scalar argument was broadcast to."""
+    """Sum an adjoint over the entries a scalar argument (or size-1 axes) was broadcast to."""
     if g is not None and a.shape == () and g.shape != ():
         return al.mk("sum", g)
-    return g
+    if g is None or len(g.shape) != len(a.shape) or IDENT in (a.shape, g.shape):
+        return g
+    wide = [i for i, (da, dg) in enumerate(zip(a.shape, g.shape)) if da == 1 and dg != 1]
+    for i in reversed(wide):
+        g = al.mk("sum_axis", g, attrs=(i,), shape=g.shape[:i] + g.shape[i + 1:])
+    return al.mk("reshape", g, attrs=(a.shape,), shape=a.shape) if wide else g
 
 
 def _size(al, a: Value) -> Value:
@@ -177,6 +182,26 @@ def _stack_vjp(al, n: Value, g: Value, dep) -> list:
     axis = n.attrs[0]
     return [Value("slice", (g,), (_lead(n.shape, axis) + (("at", i),),), a.shape, g.batched,
                   g.dtype, g.span) for i, a in enumerate(n.args)]
+
+
+def _count(al, d) -> Value:
+    return al.num(d) if isinstance(d, int) else Value("dim", (), (d,))
+
+
+def _back(al, g: Value, a: Value, axis: int | None) -> Value:
+    """An along-axis reduction's adjoint g put back on its argument's shape (repeated along axis)."""
+    if axis is None or g.shape == ():
+        return Value("expand", (g,), (), a.shape, g.batched, g.dtype, g.span)
+    return al.mk("spread", g, attrs=(axis,), shape=a.shape)
+
+
+def _lse_vjp(al, n: Value, g: Value, dep) -> list:  # softmax along the axis times the adjoint
+    a, axis = n.args[0], n.attrs[0]
+    return [al.mul(_back(al, g, a, axis), al.mk("exp", al.sub(a, _back(al, n, a, axis))))]
+
+
+def _axis_text(name: str) -> Callable[[Value, list], str]:
+    return lambda v, a: f"{name}({a[0]})" if v.attrs[0] is None else f"{name}({a[0]}, {v.attrs[0]})"
 
 
 # ---- proximal operators of cost atoms ----
@@ -293,6 +318,24 @@ _TABLE = [
            smooth=False, real_only=True, zero_grad=(2,), unit_args=(2,), zero_preserving=True,
            call="soft_ss", kind="nonlinear",
            remedy="p is a schedule (a number or an expression in k), not trained: write it in the call"),
+    # Reductions along one per-sample axis (attrs: the axis, None = every entry; channels.py).
+    OpInfo("sum_axis", (1, 1), "custom", None, "sum(v, axis): sum along one axis", along_axis=True,
+           zero_preserving=True, text=_axis_text("sum"), kind="reduce",
+           vjp=lambda al, n, g, d: [_back(al, g, n.args[0], n.attrs[0])]),
+    OpInfo("mean_axis", (1, 1), "custom", None, "mean(v, axis): mean along one axis",
+           along_axis=True, zero_preserving=True, text=_axis_text("mean"), kind="reduce",
+           vjp=lambda al, n, g, d: [al.div(_back(al, g, n.args[0], n.attrs[0]),
+                                           _count(al, n.args[0].shape[n.attrs[0]]))]),
+    OpInfo("logsumexp", (1, 1), "custom", None, "logsumexp(v, axis): log of the sum of exp along "
+           "an axis (of every entry without one), computed stably", real_only=True,
+           along_axis=True, text=_axis_text("logsumexp"), kind="reduce", vjp=_lse_vjp),
+    OpInfo("amax", (1, 1), "custom", None, "amax(v, axis): the largest entry along an axis (of "
+           "every entry without one)", smooth=False, real_only=True, along_axis=True,
+           zero_preserving=True, call="amax", text=_axis_text("amax"), kind="reduce"),
+    OpInfo("spread", (1, 1), "custom", None, "the adjoint of a sum along an axis: v repeated along "
+           "a new axis (attrs: the axis; built by grad, never written in a spec)",
+           along_axis=True, zero_preserving=True, kind="linear",
+           vjp=lambda al, n, g, d: [al.mk("sum_axis", g, attrs=(n.attrs[0],), shape=n.args[0].shape)]),
     OpInfo("norm1", (1, 1), _R, None, "||v||_1", smooth=False, out_dtype="real", prox=_P_NORM1,
            text="||{0}||_1", sym=("‖{0}‖₁", r"\left\|{0}\right\|_1"), kind="reduce"),
     OpInfo("norm0", (1, 1), _R, None, "||v||_0 (count of non-zeros)", smooth=False,
@@ -360,8 +403,9 @@ _TABLE = [
     OpInfo("diff_filters", (0, 0), "custom", None, "diff_filters(): horizontal and vertical "
            "finite-difference filters, [2, 3, 3]"),
     OpInfo("reshape", (1, 1), "custom", None, "reshape(v, [c, h, w]): same entries, new shape",
-           text=lambda v, a: f"reshape({a[0]}, [{', '.join(str(d) for d in v.attrs[0])}])",
-           kind="linear"),
+           zero_preserving=True, text=lambda v, a: f"reshape({a[0]}, [{', '.join(str(d) for d in v.attrs[0])}])",
+           kind="linear", vjp=lambda al, n, g, d: [al.mk("reshape", g, attrs=(n.args[0].shape,),
+                                                          shape=n.args[0].shape)]),
     OpInfo("block", (1, 1), "custom", None, "a learnable block applied to a value",
            text=lambda v, a: f"{v.attrs[0]}({a[0]})", kind="linear"),
     OpInfo("block_t", (1, 1), "custom", None, "B'(v): the adjoint of a linear block (its layers "

@@ -272,7 +272,9 @@ class _Instantiator:
             elif v.op == "reshape":
                 attrs = (shape,)
             self.check_sizes(v, args, shape, layer)
-            out = g.add(v.op, args, attrs, shape, v.dtype, v.batched, own, v.span, hint, label,
+            # batched only if an argument still is (a folded zero state has no batch axis)
+            batched = v.batched and (not args or any(g[a].batched for a in args))
+            out = g.add(v.op, args, attrs, shape, v.dtype, batched, own, v.span, hint, label,
                         spec_name=v.name)
         memo[id(v)] = out
         return out
