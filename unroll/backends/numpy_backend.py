@@ -245,6 +245,7 @@ def _block_call(a, r, s, c):
 
 NUMPY_OPS.update({
     "zeros": lambda a, r, s, c: np.zeros(r.shape, dtype=complex if r.dtype == "complex" else float),
+    "ones": lambda a, r, s, c: np.ones(r.shape),
     "identity": lambda a, r, s, c: np.eye(r.shape[0]),
     "grid": lambda a, r, s, c: np.linspace(r.attrs[1], r.attrs[2], r.attrs[0]),
     "dct_filters": lambda a, r, s, c: _dct_filters(*r.attrs),

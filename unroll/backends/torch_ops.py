@@ -421,6 +421,7 @@ TORCH_OPS: dict[str, Callable[[list[str], NodeRecord, list[NodeRecord], dict], s
     "batch_mean": lambda a, r, s, c: f"{a[0]}.mean()",
     # constructors (attributes, no arguments) and the values the graph itself builds
     "zeros": lambda a, r, s, c: f"torch.zeros({_shape(r.shape)}, dtype={_dtype(r, c)}, device={c['device']})",
+    "ones": lambda a, r, s, c: f"torch.ones({_shape(r.shape)}, dtype={c['dtype']}, device={c['device']})",
     "identity": lambda a, r, s, c: f"torch.eye({r.shape[0]}, dtype={c['dtype']}, device={c['device']})",
     "grid": lambda a, r, s, c: (f"torch.linspace({literal(r.attrs[1])}, {literal(r.attrs[2])}, "
                                 f"{r.attrs[0]}, dtype={_dtype(r, c)}, device={c['device']})"),

@@ -186,9 +186,10 @@ class Graph:
             return zeros()
         if op in ZERO_PRESERVING and zero[0]:
             return zeros()
-        if op == "mul" and 1.0 in nums:
-            return same(args[1] if nums[0] == 1.0 else args[0])
-        if op == "div" and nums[1] == 1.0:
+        ones = [n == 1.0 or self[a].op == "ones" for a, n in zip(args, nums)]
+        if op == "mul" and any(ones):
+            return same(args[1] if ones[0] else args[0])
+        if op == "div" and ones[1]:
             return same(args[0])
         return None
 

@@ -400,6 +400,8 @@ _TABLE = [
            "basis filters of size s x s, [s*s-1, s, s]; dct_filters(s, order = F) gives each atom "
            "transposed (MATLAB's column-major reshape of kron(dctmtx(s), dctmtx(s)) rows)",
            text=_dct_text),
+    OpInfo("ones", (0, 0), "custom", None, "ones([r, 1]): a constant of ones of that shape",
+           text=lambda v, a: f"ones([{', '.join(str(d) for d in v.shape)}])", kind="const"),
     OpInfo("diff_filters", (0, 0), "custom", None, "diff_filters(): horizontal and vertical "
            "finite-difference filters, [2, 3, 3]"),
     OpInfo("reshape", (1, 1), "custom", None, "reshape(v, [c, h, w]): same entries, new shape",
@@ -471,7 +473,7 @@ NODES: dict[str, OpInfo] = {o.name: o for o in (
     _leaf("const", "a value computed once when the model is built", "const"),
     _leaf("state", "a state of the iteration (its value entering the layer)"),
     _leaf("number", "a number", "const", lambda v, a: v.name or f"{v.attrs[0]:g}"),
-    _leaf("zeros", "zeros of a shape (folded zero states)", "const", "0"),
+    _leaf("zeros", "zeros of a shape (folded zero states; zeros([n]) in a spec)", "const", "0"),
     _leaf("identity", "I, square, its size taken from its context", "const", "I"),
     _leaf("index", "the layer index k", "const", "k"),
     _leaf("dim", "a dim's size", "const"),
@@ -494,7 +496,7 @@ def node_info(op: str) -> OpInfo | None:
 FUNCTIONS: dict[str, str] = {o.call: o.name for o in _TABLE if o.call}
 
 # Calls whose arguments are numbers or shapes fixed in the spec (handled in check.call_special).
-SPECIAL_CALLS = ("grid", "dct_filters", "diff_filters", "otf")
+SPECIAL_CALLS = ("grid", "dct_filters", "diff_filters", "otf", "ones", "zeros")
 
 # Ops whose value is zero wherever their first argument is zero (used when folding zero states).
 ZERO_PRESERVING = frozenset(o.name for o in _TABLE if o.zero_preserving)

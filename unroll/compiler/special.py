@@ -1,5 +1,5 @@
-"""Calls whose arguments are fixed in the spec (`grid`, `dct_filters`, `diff_filters`, `otf`) and
-`reshape`/`vec`: typed from the numbers and dim names written in the call, not from an op rule."""
+"""Calls whose arguments are fixed in the spec (`grid`, `dct_filters`, `diff_filters`, `otf`,
+`ones`, `zeros`) and `reshape`/`vec`: typed from the numbers and dim names written in the call, not from an op rule."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -26,7 +26,7 @@ def _int_args(ck, e: ast.Call, items, n: int, what: str) -> list[float]:
 
 
 def call_special(ck, e: ast.Call, ctx, env) -> Value:
-    """Calls with arguments fixed in the spec: grid, dct_filters, diff_filters, otf."""
+    """Calls with arguments fixed in the spec: grid, dct_filters, diff_filters, otf, ones, zeros."""
     order = "C"
     if e.func == "dct_filters" and len(e.kwargs) == 1 and e.kwargs[0][0] == "order":
         got = e.kwargs[0][1]
@@ -37,6 +37,8 @@ def call_special(ck, e: ast.Call, ctx, env) -> Value:
     if e.kwargs or e.bound:
         raise ck.err(SpecError, f"{e.func}() takes no keyword arguments", e,
                      "dct_filters takes order = C | F" if e.func == "dct_filters" else None)
+    if e.func in ("ones", "zeros"):
+        return _filled(ck, e)
     if e.func == "grid":
         n, lo, hi = _int_args(ck, e, e.args, 3, "a count and a range: grid(101, -1, 1)")
         if n < 2 or n != int(n) or not lo < hi:
@@ -69,6 +71,21 @@ def call_special(ck, e: ast.Call, ctx, env) -> Value:
     if len(size) != 2:
         raise ck.err(ShapeError, "otf needs the image size [h, w]", e.args[1])
     return Value("otf", (h,), (), (h.shape[0],) + tuple(size), False, "complex", e.span)
+
+
+def _filled(ck, e: ast.Call) -> Value:
+    """`ones([r, 1])`, `zeros([n])`: a constant of that shape (sizes: dims and + - * of them)."""
+    from .channels import size_of_expr
+    if len(e.args) != 1 or not isinstance(e.args[0], ast.ListExpr) or not e.args[0].items:
+        raise ck.err(SpecError, f"write {e.func}([n]) or {e.func}([r, 1]): the shape is a list",
+                     e, "a scalar is the number 1 (or 0)")
+    shape = []
+    for item in e.args[0].items:
+        size = size_of_expr(ck, item)
+        if isinstance(size, int) and size < 1:
+            raise ck.err(ShapeError, f"a size must be positive, got {size}", item)
+        shape.append(size)
+    return Value(e.func, (), (), tuple(shape), False, "real", e.span)
 
 
 def call_reshape(ck, e: ast.Call, ctx, env) -> Value:

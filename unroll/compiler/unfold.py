@@ -230,7 +230,7 @@ class _Instantiator:
             self.k = None
         elif v.op == "state_at":
             out = self.state_at(v, leaves, layer, memo)
-        elif v.op in ("grid", "dct_filters", "diff_filters"):
+        elif v.op in ("grid", "dct_filters", "diff_filters", "ones", "zeros"):
             out = g.add(v.op, (), tuple(v.attrs), self.concrete(v.shape, v.span), "real", False, None,
                         v.span, v.op)
         elif v.op == "identity":
