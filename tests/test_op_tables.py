@@ -195,8 +195,9 @@ output x
 """
 
 
-@pytest.mark.parametrize("name", sorted(n for n, o in OPS.items()
-                                        if o.vjp and o.call and o.arity == (1, 1)))
+@pytest.mark.parametrize("name", sorted(n for n, o in OPS.items()  # fft2, ifft2: test_complex_grad
+                                        if o.vjp and o.call and o.arity == (1, 1)
+                                        and o.rule != "fourier"))
 def test_each_vjp_rule_matches_autograd_of_the_lowered_op(name):
     """grad(f, y) built from OpInfo.vjp equals torch autograd through the op's torch lowering."""
     import torch
@@ -211,8 +212,12 @@ def test_each_vjp_rule_matches_autograd_of_the_lowered_op(name):
                             dtype=torch.float64)
     y = torch.linspace(0.3, 1.7, 10, dtype=torch.float64).reshape(2, 5).requires_grad_()
     out = direct(y=y)
-    want, = torch.autograd.grad(out.sum() if OPS[name].rule != "reduce" else out[:, 0].sum(), y)
-    assert torch.allclose(derived(y=y), want, atol=1e-12)
+    if not out.requires_grad:  # constant in y (imag of a real value): the gradient is zero
+        want = torch.zeros_like(y)
+    else:
+        want, = torch.autograd.grad(out.sum() if OPS[name].rule != "reduce" else out[:, 0].sum(), y)
+    got = torch.as_tensor(derived(y=y), dtype=torch.float64)  # a zero gradient folds to 0
+    assert torch.allclose(got, want, atol=1e-12)
 
 
 def test_printed_equations_read_back_as_the_same_computation():

@@ -18,11 +18,16 @@ from .ops import OPS, NotDifferentiable
 from .prox import prox_of
 from .scope import Scope
 
-__all__ = ["vjp", "cost_terms", "placeholder", "grad", "prox", "rewrite", "NotDifferentiable"]
+__all__ = ["vjp", "cost_terms", "placeholder", "grad", "prox", "rewrite", "NotDifferentiable",
+           "why_not"]
 
 
 def vjp(cost: Value, wrt: Value) -> Value | None:
-    """The gradient of scalar `cost` with respect to the leaf `wrt` (None when it is zero)."""
+    """The gradient of scalar `cost` with respect to the leaf `wrt` (None when it is zero).
+    Complex intermediates carry adjoints dL/dRe + i dL/dIm (see `ops`); a real `wrt` gets a real
+    one."""
+    if cost.dtype == "complex":
+        raise NotDifferentiable(cost, "the cost is complex-valued (take real(.) or ||.||^2 of it)")
     order = al.walk(cost)
     pos = {id(n): i for i, n in enumerate(order)}
     dep: dict[int, bool] = {}
@@ -39,14 +44,33 @@ def vjp(cost: Value, wrt: Value) -> Value | None:
         if g is None:
             continue
         rule = OPS[n.op].vjp if n.op in OPS else None
-        if rule is None or n.dtype == "complex":
+        if rule is None:
             raise NotDifferentiable(n)
         for a, ga in zip(n.args, rule(al, n, g, is_dep)):
             if dep[id(a)] and ga is not None:
+                if ga.dtype == "complex" and a.dtype != "complex":  # a real argument moves Re only
+                    ga = al.mk("real", ga)
                 if ga.shape == () and a.shape != () and n.op in ("sum", "mean"):
                     ga = Value("expand", (ga,), (), a.shape, ga.batched, ga.dtype, ga.span)
                 adj.setdefault(id(a), []).append((pos[id(n)], ga))
     return _total(adj.get(id(wrt), []))
+
+
+def why_not(nd: NotDifferentiable) -> tuple[str, str | None]:
+    """What a `NotDifferentiable` met, in words, and a hint: a prox for a non-smooth atom, never
+    for a smooth op that only lacks a derivative rule."""
+    op = nd.node.op
+    info = OPS.get(op)
+    if nd.reason:
+        return nd.reason, None
+    if info is not None and (not info.smooth or info.prox is not None):
+        what = {"norm1": "||.||_1", "norm2": "||.|| (not squared)", "norm0": "||.||_0"}.get(op, op)
+        return (f"it contains {what}, which is not smooth",
+                "use prox({name}, v, t) for a non-smooth term")
+    kind = "complex op" if nd.node.dtype == "complex" or (info and info.out_dtype == "complex") \
+        else "op"
+    return (f"{kind} {op} has no derivative rule",
+            "write its gradient by hand (the adjoint of the op applied to the residual)")
 
 
 def _total(parts: list) -> Value | None:
@@ -118,11 +142,10 @@ def grad(scope: Scope, call: ast.Call, ctx, env) -> Value:
         try:
             g = vjp(term_value(scope, name, var, p, ctx, env), p)
         except NotDifferentiable as nd:
-            what = {"norm1": "||.||_1", "norm2": "||.|| (not squared)", "norm0": "||.||_0"}.get(
-                nd.node.op, nd.node.op)
+            why, hint = why_not(nd)
             raise scope.err(DerivationError, f"cost {name} is not differentiable in "
-                            f"{var or scope.costs[name].params[0]}: it contains {what}", call,
-                            f"use prox({name}, v, t) for a non-smooth term") from None
+                            f"{var or scope.costs[name].params[0]}: {why}", call,
+                            hint and hint.format(name=name)) from None
         if coef is not None:
             g = al.mul(scope.expr(coef, ctx, env), g)
         total = al.sub(total, g) if sign < 0 else al.add(total, g)

@@ -63,6 +63,7 @@ class OpInfo:
     remedy: str = ""  # what to write instead when zero_grad cuts a learnable's gradient
     zero_preserving: bool = False  # zero wherever its first argument is zero (folds zero states)
     along_axis: bool = False  # acts along an axis its attrs name (applied to I it would misread it)
+    linear_map: bool = False  # a (real-)linear map of its one argument (argmin's CG applies it)
     unit_args: tuple = ()  # argument positions that must lie in [0, 1] (checked where they are numbers)
     vjp: VJPRule | None = None  # None: grad cannot differentiate through it
     prox: Prox | None = None  # its proximal operator, as a cost atom
@@ -106,11 +107,13 @@ def _softplus(v: float) -> float:
 
 # ---- vector-Jacobian rules (al = compiler.algebra) ----
 class NotDifferentiable(Exception):
-    """Raised when grad meets a node it cannot differentiate (no VJP rule, or x^y with y not a number)."""
+    """Raised when grad meets a node it cannot differentiate (no VJP rule, or x^y with y not a
+    number); `reason`, when given, says why in words."""
 
-    def __init__(self, node: Value):
-        super().__init__(node.op)
+    def __init__(self, node: Value, reason: str | None = None):
+        super().__init__(reason or node.op)
         self.node = node
+        self.reason = reason
 
 
 def _unb(al, g: Value | None, a: Value) -> Value | None:
@@ -132,27 +135,52 @@ def _size(al, a: Value) -> Value:
     return out
 
 
+# Complex values follow the real-adjoint convention: the adjoint of a complex z is
+# dL/dRe z + i dL/dIm z for the real scalar cost L, so a holomorphic op's rule multiplies by the
+# conjugate of its derivative, a linear map's rule applies its adjoint (fft2's is ifft2), and a
+# real argument takes the real part of its adjoint (derive.vjp).
+def _cj(al, v: Value) -> Value:
+    """conj(v); a real value is its own conjugate."""
+    return al.mk("conj", v) if v.dtype == "complex" else v
+
+
+def _mul_vjp(al, n: Value, g: Value, dep):
+    a, b = n.args
+    return [_unb(al, al.mul(g, _cj(al, b)), a) if dep(a) else None,
+            _unb(al, al.mul(g, _cj(al, a)), b) if dep(b) else None]
+
+
 def _matmul_vjp(al, n: Value, g: Value, dep):
     a, b = n.args
-    ga = None if not dep(a) else al.matmul(g, al.T(b)) if len(b.shape) == 2 else None
+    ga = None if not dep(a) else al.matmul(g, al.T(_cj(al, b))) if len(b.shape) == 2 else None
     if dep(a) and ga is None:
         raise NotDifferentiable(n)
-    return [ga, al.matmul(al.T(a), g)]
+    return [ga, al.matmul(al.T(_cj(al, a)), g)]
 
 
 def _pow_vjp(al, n: Value, g: Value, dep):
     a, c = n.args
     if al.numval(c) is None:
-        raise NotDifferentiable(n)
+        raise NotDifferentiable(n, "x^y has a derivative rule only for a number y")
     e = al.numval(c)
     da = al.mul(al.num(e), al.mk("pow", a, al.num(e - 1)) if e != 2 else a)
-    return [_unb(al, al.mul(g, da), a), None]
+    return [_unb(al, al.mul(g, _cj(al, da)), a), None]
 
 
 def _div_vjp(al, n: Value, g: Value, dep):
     a, b = n.args
-    return [_unb(al, al.div(g, b), a),
-            _unb(al, al.neg(al.div(al.mul(g, a), al.mul(b, b))), b)]
+    return [_unb(al, al.div(g, _cj(al, b)), a),
+            _unb(al, al.neg(al.div(al.mul(g, _cj(al, a)), _cj(al, al.mul(b, b)))), b)]
+
+
+def _imag_vjp(al, n: Value, g: Value, dep):  # imag(a) moves a's imaginary part: adjoint i g
+    return [al.mk("complex", al.num(0.0), g) if n.args[0].dtype == "complex" else None]
+
+
+def _complex_vjp(al, n: Value, g: Value, dep):  # a + i b: a gets Re g, b gets Im g
+    if g.dtype != "complex":
+        return [g, None]
+    return [al.mk("real", g), al.mk("imag", g)]
 
 
 def _lead(shape: tuple, axis: int) -> tuple:
@@ -251,9 +279,7 @@ _TABLE = [
            verb="subtract", kind="arithmetic",
            vjp=lambda al, n, g, d: [_unb(al, g, n.args[0]), _unb(al, al.neg(g), n.args[1])]),
     OpInfo("mul", (2, 2), _E, lambda a, b: a * b, "a * b (element-wise)", infix=" * ",
-           precedence=20, verb="multiply", kind="arithmetic",
-           vjp=lambda al, n, g, d: [_unb(al, al.mul(g, n.args[1]), n.args[0]),
-                                    _unb(al, al.mul(g, n.args[0]), n.args[1])]),
+           precedence=20, verb="multiply", kind="arithmetic", vjp=_mul_vjp),
     OpInfo("div", (2, 2), _E, lambda a, b: a / b, "a / b (element-wise)", infix=" / ",
            precedence=20, verb="divide", kind="arithmetic", vjp=_div_vjp),
     OpInfo("pow", (2, 2), _E, lambda a, b: a ** b, "a ^ b (element-wise)", infix="^",
@@ -296,7 +322,7 @@ _TABLE = [
            call="sqrt", sym=("√({0})", r"\sqrt{{{0}}}"), kind="arithmetic",
            vjp=lambda al, n, g, d: [al.div(g, al.mul(al.num(2.0), n))]),
     OpInfo("exp", (1, 1), _E, math.exp, "exp(v)", call="exp", kind="arithmetic",
-           vjp=lambda al, n, g, d: [al.mul(g, n)]),
+           vjp=lambda al, n, g, d: [al.mul(g, _cj(al, n))]),
     OpInfo("log", (1, 1), _E, math.log, "log(v)", real_only=True, call="log", kind="arithmetic",
            vjp=lambda al, n, g, d: [al.div(g, n.args[0])]),
     OpInfo("clamp", (3, 3), _E, lambda v, lo, hi: min(max(v, lo), hi), "clamp(v, lo, hi)",
@@ -368,17 +394,19 @@ _TABLE = [
            "the diagonal matrix [n, n] of a vector", zero_preserving=True, call="diag",
            kind="linear", vjp=lambda al, n, g, d: [al.mk("diag", g)]),
     OpInfo("fft2", (1, 1), "fourier", None, "fft2(v): orthonormal 2-D FFT over the last two axes",
-           out_dtype="complex", zero_preserving=True, call="fft2", kind="linear"),
+           out_dtype="complex", zero_preserving=True, linear_map=True, call="fft2", kind="linear",
+           vjp=lambda al, n, g, d: [al.mk("ifft2", g)]),
     OpInfo("ifft2", (1, 1), "fourier", None, "ifft2(v): orthonormal inverse 2-D FFT",
-           out_dtype="complex", zero_preserving=True, call="ifft2", kind="linear"),
+           out_dtype="complex", zero_preserving=True, linear_map=True, call="ifft2", kind="linear",
+           vjp=lambda al, n, g, d: [al.mk("fft2", g)]),
     OpInfo("real", (1, 1), _E, None, "real(v): real part", out_dtype="real", zero_preserving=True,
-           call="real"),
+           linear_map=True, call="real", vjp=lambda al, n, g, d: [g]),
     OpInfo("imag", (1, 1), _E, None, "imag(v): imaginary part", out_dtype="real",
-           zero_preserving=True, call="imag"),
+           zero_preserving=True, linear_map=True, call="imag", vjp=_imag_vjp),
     OpInfo("conj", (1, 1), _E, None, "conj(v): complex conjugate", zero_preserving=True,
-           call="conj"),
+           linear_map=True, call="conj", vjp=lambda al, n, g, d: [_cj(al, g)]),
     OpInfo("complex", (2, 2), _E, None, "complex(a, b): a + i b from real parts",
-           out_dtype="complex", real_only=True, call="complex"),
+           out_dtype="complex", real_only=True, call="complex", vjp=_complex_vjp),
     OpInfo("cconv", (2, 2), "cconv", None, "cconv(H, x): circular convolution of image x [h, w] "
            "with each filter of H [L, a, b], giving [L, h, w]", real_only=True, call="cconv"),
     OpInfo("cconv_t", (2, 2), "cconv_t", None, "cconv_t(H, z): adjoint of cconv, z [L, h, w] to "
@@ -431,16 +459,16 @@ _TABLE = [
     OpInfo("stack", (1, 1 << 16), "custom", None, "stack([a, b], axis): join along a new axis",
            along_axis=True, vjp=_stack_vjp, text=lambda v, a: f"stack([{', '.join(a)}], {v.attrs[0]})"),
     OpInfo("slice", (1, 1), "custom", None, "v[i, a:b]: entries or ranges along the leading axes",
-           zero_preserving=True, along_axis=True, vjp=_slice_vjp, text=_index_text),
+           zero_preserving=True, linear_map=True, along_axis=True, vjp=_slice_vjp, text=_index_text),
     OpInfo("embed", (1, 1), "custom", None, "the adjoint of a range: v placed into zeros of the "
            "source's shape (built by grad, never written in a spec)", zero_preserving=True,
-           along_axis=True, vjp=_embed_vjp),
+           linear_map=True, along_axis=True, vjp=_embed_vjp),
     # forward differences and their adjoint are each other's transpose (channels.py)
     OpInfo("diff", (1, 1), "custom", None, "diff(x, axis): forward differences x[i+1] - x[i], 0 at "
-           "the last entry (Neumann boundary)", zero_preserving=True, along_axis=True,
+           "the last entry (Neumann boundary)", zero_preserving=True, linear_map=True, along_axis=True,
            vjp=lambda al, n, g, d: [al.mk("diff_t", g, attrs=n.attrs, shape=n.shape)]),
     OpInfo("diff_t", (1, 1), "custom", None, "diff_t(p, axis): the adjoint of diff (minus the "
-           "discrete divergence)", zero_preserving=True, along_axis=True,
+           "discrete divergence)", zero_preserving=True, linear_map=True, along_axis=True,
            vjp=lambda al, n, g, d: [al.mk("diff", g, attrs=n.attrs, shape=n.shape)]),
     # Built only by the derivation (argmin, block soft thresholding), never written in a spec.
     OpInfo("solve", (2, 2), "custom", None, "solve(H, b): H⁻¹ b for a fixed square matrix H",

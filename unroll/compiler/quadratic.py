@@ -11,7 +11,7 @@ from ..dsl import ast
 from ..limits import MAX_SOLVER_ITERS
 from ..errors import DerivationError
 from . import algebra as al
-from .derive import NotDifferentiable, placeholder, vjp
+from .derive import NotDifferentiable, placeholder, vjp, why_not
 from .ir import Value
 from .ops import OPS
 from .scope import Scope
@@ -45,7 +45,7 @@ def linear_part(g: Value, p: Value, v: Value) -> Value | None:
                 c = n.args[1 - i]
                 f = al.mul if n.op == "mul" else al.matmul
                 memo[id(n)] = f(a[0], c) if i == 0 else f(c, a[1])
-            elif n.op in ("diff", "diff_t", "slice", "embed"):  # linear maps of their one argument
+            elif n.op in OPS and OPS[n.op].linear_map:  # (real-)linear maps of their one argument
                 memo[id(n)] = None if a[0] is None else al.mk(n.op, a[0], attrs=n.attrs,
                                                               shape=n.shape)
             elif n.op == "div" and dep[id(n.args[0])] and not dep[id(n.args[1])]:
@@ -60,9 +60,7 @@ def normal_equations(q: Value, p: Value) -> tuple[Value | None, Value]:
     try:
         g = vjp(q, p)
     except NotDifferentiable as nd:
-        what = {"norm1": "||.||_1", "norm2": "||.|| (not squared)", "norm0": "||.||_0"}.get(
-            nd.node.op, nd.node.op)
-        raise ValueError(f"it is not differentiable: it contains {what}") from None
+        raise ValueError(f"it is not differentiable: {why_not(nd)[0]}") from None
     if g is None:
         raise ValueError("the expression does not depend on the variable")
     linear_part(g, p, p)  # raises ValueError when g is not affine in p
@@ -248,8 +246,9 @@ def cg(g: Value, p: Value, b: Value, opts: dict) -> Value:
     keep = (1,) * len(p.shape)
     tiny = al.num(1e-30)
 
-    def dot(u: Value, w: Value) -> Value:
-        return al.mk("maximum", al.mk("vdot", u, w, shape=keep), tiny)
+    def dot(u: Value, w: Value) -> Value:  # Re<u, w>: H is self-adjoint in the real inner product
+        uw = al.mk("vdot", u, w, shape=keep)
+        return al.mk("maximum", al.mk("real", uw) if uw.dtype == "complex" else uw, tiny)
 
     x, r, d = None, b, b
     rs = dot(r, r)
