@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import Span
 
 __all__ = ["Value", "Tensor", "Learnable", "StateVar", "CostTerm", "BlockDef", "Program",
-           "LEAF_OPS", "fmt_shape"]
+           "LEAF_OPS", "IDENT", "fmt_shape"]
 
 # Leaves: what a value can refer to without computing anything.
 LEAF_OPS = frozenset({"input", "target", "operator", "const", "param", "state", "number", "index",
@@ -125,8 +125,11 @@ class Program:
     final: tuple[str, ...] = ()  # states updated once more after the K iterations (`finally x`)
 
 
+IDENT = ("*",)  # the shape of `I`: square, its size taken from what it is combined with
+
+
 def fmt_shape(shape: tuple) -> str:
     """`[n, m]`-style rendering of a shape."""
-    if shape == ("*",):
+    if shape == IDENT:
         return "[square, any size]"
     return "[" + ", ".join(str(d) for d in shape) + "]"  # a `sizes.Size` prints as `2*c`
