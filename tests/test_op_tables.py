@@ -123,7 +123,7 @@ def test_shape_rules_cover_every_op_that_is_not_custom():
                   "sum_l": [(2, 8)], "plf": [(2, 8), (2, 5), (), ()], "pinv": [(3, 4)],
                   "inv": [(3, 3)], "diag": [(3, 3)], "quantile": [(3,), ()],
                   "soft_ss": [(3,), (3,), ()], "norm21": [(3, 2)],
-                  "gnorm": [(3, 2)]}.get(o.rule, [(3,)] * o.arity[0])
+                  "gnorm": [(3, 2)], "ball": [(3,), ()]}.get(o.rule, [(3,)] * o.arity[0])
         numbers = [s == () for s in shapes]
         got = infer_shape(name, shapes, None, numbers)
         assert isinstance(got, tuple), (name, got)

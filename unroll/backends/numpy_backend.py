@@ -540,6 +540,7 @@ NUMPY_OPS.update({
     "diff": lambda a, r, s, c: _diff(a[0], r.attrs[0] - len(r.shape)),
     "diff_t": lambda a, r, s, c: _diff_t(a[0], r.attrs[0] - len(r.shape)),
     "nonneg": lambda a, r, s, c: _indicator(a[0] >= 0, len(s[0].shape)),
+    "ball": lambda a, r, s, c: _indicator(np.sqrt(np.sum(np.abs(a[0]) ** 2, axis=_axes(s[0]))) <= a[1], 0),
     "box": lambda a, r, s, c: _indicator((a[0] >= a[1]) & (a[0] <= a[2]), len(s[0].shape)),
     "solve": _solve,
     "vdot": lambda a, r, s, c: np.sum(np.conj(a[0]) * a[1], axis=_axes(s[0]), keepdims=True),

@@ -536,6 +536,8 @@ TORCH_OPS.update({
     "spread": lambda a, r, s, c: f"_spread({a[0]}, {_axis_from_end(r, r.attrs[0])}, {r.shape[r.attrs[0]]})",
     "diff_t": lambda a, r, s, c: f"_diff_t({a[0]}, {_axis_from_end(r, r.attrs[0])})",
     "nonneg": lambda a, r, s, c: f"_indicator({a[0]} >= 0, {len(s[0].shape)})",
+    "ball": lambda a, r, s, c: (f"_indicator(torch.linalg.vector_norm({a[0]}, dim={_dims(s[0])}) <= "
+                             f"{a[1]}, 0)" if s[0].shape else f"_indicator({a[0]}.abs() <= {a[1]}, 0)"),
     "box": lambda a, r, s, c: (f"_indicator(({a[0]} >= {a[1]}) & ({a[0]} <= {a[2]}), "
                             f"{len(s[0].shape)})"),
     "solve": lambda a, r, s, c: (f"_solve({a[0]}, {a[1]})" if len(s[1].shape) == 1

@@ -132,6 +132,14 @@ _P_SQNORM = Prox(lambda al, v, s, a: al.div(v, al.add(al.num(1.0), al.mul(al.num
                  "λ/2‖x‖²", "v / (1 + tλ)", "separable")
 _P_NORM2 = Prox(_block_soft, "λ‖x‖₂", "v · max(1 − tλ/‖v‖, 0)", "whole")
 _P_NORM21 = Prox(_group_soft, "λ‖X‖₂,₁", "V[i] · max(1 − tλ/‖V[i]‖, 0) per group", "whole")
+def _ball_proj(al, v: Value, s: Value, atom: Value) -> Value:
+    """v · r / max(‖v‖, r): the projection onto the ball ‖x‖ ≤ r (the centre stays, no 0/0)."""
+    r = atom.args[1]
+    nrm = al.mk("sqrt", al.mk("vdot", v, v, shape=(1,) * len(v.shape)))
+    return al.mul(v, al.div(r, al.mk("maximum", nrm, r)))
+
+
+_P_BALL = Prox(_ball_proj, "ball(x, r)", "v · min(1, r/‖v‖)", "whole")
 _P_NONNEG = Prox(lambda al, v, s, a: al.mk("relu", v), "nonneg(x)", "relu(v)", "projection")
 _P_BOX = Prox(lambda al, v, s, a: al.mk("clamp", v, a.args[1], a.args[2]), "box(x, lo, hi)",
               "clamp(v, lo, hi)", "projection")
@@ -332,6 +340,9 @@ _TABLE = [
     OpInfo("box", (3, 3), _R, None, "box(x, lo, hi): indicator of lo ≤ x ≤ hi (0 or +inf)",
            smooth=False, zero_grad=(0, 1, 2), remedy=_NO_GRAD_IND, prox=_P_BOX, call="box",
            sym=("ι{{{1} ≤ {0} ≤ {2}}}", r"\iota_{{{1} \leq {0} \leq {2}}}")),
+    OpInfo("ball", (2, 2), "ball", None, "ball(v, r): indicator of ‖v‖ ≤ r (0 or +inf), r a number",
+           smooth=False, real_only=True, zero_grad=(0, 1), remedy=_NO_GRAD_IND, prox=_P_BALL,
+           call="ball", sym=("ι{{‖{0}‖ ≤ {1}}}", r"\iota_{{\|{0}\| \leq {1}}}")),
     # Several values as one and back (channels.py); axes count per-sample dims from 0.
     OpInfo("cat", (1, 1 << 16), "custom", None, "cat([a, b], axis): join along an axis",
            along_axis=True, vjp=_cat_vjp, text=lambda v, a: f"cat([{', '.join(a)}], {v.attrs[0]})"),
@@ -567,10 +578,16 @@ def _diag(o, shapes, batched, numbers):
                     (0,))
 
 
+def _ball(o, shapes, batched, numbers):
+    if shapes[1] != ():
+        return Mismatch(f"the radius of ball(v, r) is a number, got {fmt_shape(shapes[1])}", 1, (1,))
+    return ()
+
+
 _SHAPE_RULES = {"elementwise": _elementwise, "reduce": lambda o, s, b, n: (),
                 "batch_reduce": _batch_reduce, "matmul": _matmul, "transpose": _transpose,
                 "fourier": _fourier, "cconv": _cconv, "cconv_t": _cconv, "bank": _bank,
-                "sum_l": _sum_l, "plf": _plf, "matrix_scalar": _matrix_scalar, "diag": _diag,
+                "sum_l": _sum_l, "plf": _plf, "ball": _ball, "matrix_scalar": _matrix_scalar, "diag": _diag,
                 "quantile": _quantile, "soft_ss": _soft_ss, "norm21": _norm21, "gnorm": _norm21,
                 "pinv": lambda o, s, b, n: _fixed_matrix(o, s, b, n, False),
                 "inv": lambda o, s, b, n: _fixed_matrix(o, s, b, n, True)}

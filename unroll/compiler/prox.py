@@ -25,13 +25,14 @@ _PROJECTIONS = tuple(name for name, p in PROX.items() if p.role == "projection")
 SUPPORTED = [f"{p.form} → {p.result}" for p in PROX.values()] + [
     "λ‖x‖₁ + μ/2‖x‖² → soft(v, tλ) / (1 + tμ)",
     "separable term + nonneg(x) or box(x, lo, hi) → the projection of its prox",
-    "any of these on reshape(x, [G, s]) → taken in that shape and reshaped back"]
+    "any of these on reshape(x, [G, s]) → taken in that shape and reshaped back",
+    "one of these on x − c (a centre c) → c + its prox at v − c"]
 
 
 def _split(term: Value, p: Value) -> tuple[Value, Value] | None:
     """`c · atom(p)` → (c, atom); None when the term has another form."""
-    if term.op in PROX and term.args and _is_var(term.args[0], p) and not any(
-            al.depends(a, p) for a in term.args[1:]):
+    if term.op in PROX and term.args and (_is_var(term.args[0], p) or _centre(
+            term.args[0], p) is not None) and not any(al.depends(a, p) for a in term.args[1:]):
         return al.num(1.0), term
     if term.op == "mul":
         for c, atom in (term.args, term.args[::-1]):
@@ -49,6 +50,18 @@ def _split(term: Value, p: Value) -> tuple[Value, Value] | None:
 def _is_var(a: Value, p: Value) -> bool:
     """`a` is the variable, or the variable reshaped (`reshape(x, [G, s])`)."""
     return a is p or (a.op == "reshape" and _is_var(a.args[0], p))
+
+
+def _centre(arg: Value, p: Value) -> Value | None:
+    """c when an atom is applied to `p - c` (−c for `p + c`, `c + p`), c free of p; else None."""
+    if arg.op not in ("add", "sub") or arg.shape != p.shape:
+        return None
+    a, b = arg.args
+    if a is p and not al.depends(b, p):
+        return b if arg.op == "sub" else al.neg(b)
+    if arg.op == "add" and b is p and not al.depends(a, p):
+        return al.neg(a)
+    return None
 
 
 def _build(op: str, v: Value, s: Value, atom: Value) -> Value:
@@ -77,6 +90,14 @@ def prox_of(scope: Scope, call, names: list[str], parts: list[Value], p: Value, 
                 raise scope.err(DerivationError, f"no proximal operator for cost {name} in the "
                                 "table", call, "supported forms: " + "; ".join(SUPPORTED))
             terms.append(got)
+    centred = [(c, a) for c, a in terms if not _is_var(a.args[0], p)]
+    if centred:  # prox of g(x - c) at v is c + prox_g(v - c)
+        if len(terms) > 1:
+            raise scope.err(DerivationError, "a term with a centre (g(x - c)) must be the only "
+                            "term of a prox", call, "write the prox of the sum by hand")
+        (c, a), = centred
+        shift = _centre(a.args[0], p)
+        return al.add(_build(a.op, al.sub(v, shift), al.mul(t, c), a), shift)
     ops = sorted(a.op for _, a in terms)
     by_op = {a.op: (c, a) for c, a in terms}
     if len(by_op) != len(terms):
