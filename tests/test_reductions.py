@@ -9,7 +9,7 @@ import torch
 
 import unroll
 from unroll.backends.numpy_backend import evaluate
-from unroll.compiler.pretty import to_text
+from unroll.compiler.pretty import equation_lines
 from unroll.errors import SpecError
 
 DT = torch.float64
@@ -51,14 +51,20 @@ def test_axis_reductions_match_hand_written_torch_and_the_numpy_oracle():
     np.testing.assert_allclose(out.detach().numpy(), ref["output"], rtol=1e-12, atol=1e-12)
 
 
-def test_shapes_and_printed_forms():
+def test_printed_equations_read_back_as_the_same_computation():
+    """`unroll show` prints the axis (negative axes counted from 0) and the text parses back."""
     prog = unroll.check(AXES)
-    eq = dict(prog.equations) if isinstance(prog.equations, (list, tuple)) else prog.equations
-    text = to_text(prog.updates["u"])
-    assert "logsumexp(M, 1)" in text or "logsumexp(" in text
-    assert "amax(" in text and "mean(" in text and "sum(" in text and eq is not None
-    spec = AXES.replace("output u", "output v")
-    assert unroll.check(spec).updates["v"].shape == ("m",)
+    lines = equation_lines(prog)
+    assert lines[1] == ("u = log(a) - logsumexp(M, 1) + 0.1 * amax(M, 1) + mean(M, 1) + "
+                        "0.01 * sum(M, 1)")
+    assert "0.2 * logsumexp(M)" in lines[2] and "mean(M, 0)" in lines[2]
+    assert prog.updates["v"].shape == ("m",)
+    again = AXES[:AXES.index("iterate")] + "iterate K = 2:\n" + "".join(
+        f"    {line}\n" for line in lines) + "output u\n"
+    C = np.random.default_rng(2).random((3, 4))
+    a, b = torch.rand(2, 3, dtype=DT) + 0.1, torch.rand(2, 4, dtype=DT) + 0.1
+    outs = [unroll.compile(spec, C=C, dtype=DT)(a=a, b=b) for spec in (AXES, again)]
+    assert torch.equal(outs[0], outs[1])
 
 
 @pytest.mark.parametrize("expr, msg", [
