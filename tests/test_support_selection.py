@@ -167,3 +167,19 @@ output x
     assert torch.allclose(model(y), want, atol=1e-15)
     g, = torch.autograd.grad(model(y).sum(), model.t)
     assert g.item() == 1.0 - 1.0 + 1.0  # d/dt of the soft-thresholded survivors -2.0, 1.0, -0.6
+
+
+def test_soft_ss_takes_a_per_sample_threshold():
+    spec = """dims m
+input y : [m]
+state x : [m] = 0
+iterate K = 1:
+    x = soft_ss(y, 0.5 * mean(abs(y)), 0.2)
+output x
+"""
+    model = unroll.compile(spec, dims={"m": 10}, dtype=torch.float64)
+    y = torch.randn(4, 10, dtype=torch.float64)
+    t = 0.5 * y.abs().mean(dim=1, keepdim=True)
+    assert (model(y) - shrink_ss(y, t, 0.2)).abs().max().item() < 1e-15
+    np.testing.assert_allclose(evaluate(model.unfolded, {}, {"y": y.numpy()})["output"],
+                               shrink_ss(y, t, 0.2).numpy(), rtol=1e-13, atol=1e-15)
