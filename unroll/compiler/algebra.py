@@ -221,8 +221,6 @@ def rebuild(n: Value, args: list[Value | None]) -> Value:
         out = T(args[0]) if args[0] is not None else None
     elif OPS.get(n.op) and OPS[n.op].zero_preserving and (args[0] is None or is_num(args[0], 0)):
         out = None  # zero in, zero out: a derived step never applies an operator to a literal 0
-    elif n.op in ("cconv", "cconv_t") and (args[1] is None or is_num(args[1], 0)):
-        out = None  # filters of a zero image
     elif n.op == "linop_apply":
         out = mk(n.op, args[0], attrs=n.attrs, span=n.span, shape=n.shape)
     else:

@@ -19,7 +19,7 @@ from typing import Callable, Sequence, Union
 from .ir import IDENT, Value, fmt_shape
 from .sizes import may_equal
 from .vjp_rules import (NotDifferentiable, _back, _cat_vjp, _cj, _complex_vjp, _count,
-                        _div_vjp, _embed_vjp, _filter_vjp, _imag_vjp, _lse_vjp, _matmul_vjp, _mul_vjp,
+                        _div_vjp, _embed_vjp, _imag_vjp, _lse_vjp, _matmul_vjp, _mul_vjp,
                         _pow_vjp, _size, _slice_vjp, _stack_vjp, _unb)
 
 __all__ = ["OpInfo", "Prox", "Mismatch", "NotDifferentiable", "OPS", "NODES", "IDENT",
@@ -295,10 +295,9 @@ _TABLE = [
     OpInfo("complex", (2, 2), _E, None, "complex(a, b): a + i b from real parts",
            out_dtype="complex", real_only=True, call="complex", vjp=_complex_vjp),
     OpInfo("cconv", (2, 2), "cconv", None, "cconv(H, x): circular convolution of image x [h, w] "
-           "with each filter of H [L, a, b], giving [L, h, w]", real_only=True, call="cconv",
-           kind="linear", vjp=_filter_vjp),
+           "with each filter of H [L, a, b], giving [L, h, w]", real_only=True, call="cconv"),
     OpInfo("cconv_t", (2, 2), "cconv_t", None, "cconv_t(H, z): adjoint of cconv, z [L, h, w] to "
-           "[h, w]", real_only=True, call="cconv_t", kind="linear", vjp=_filter_vjp),
+           "[h, w]", real_only=True, call="cconv_t"),
     OpInfo("otf", (1, 1), "custom", None, "otf(H, [h, w]): transfer functions (2-D FFT) of the "
            "filters H [L, a, b], complex [L, h, w]", out_dtype="complex"),
     OpInfo("sum_l", (1, 1), "sum_l", None, "sum_l(v): sum over the leading (filter) axis",
@@ -321,7 +320,7 @@ _TABLE = [
     OpInfo("diff_filters", (0, 0), "custom", None, "diff_filters(): horizontal and vertical "
            "finite-difference filters, [2, 3, 3]"),
     OpInfo("reshape", (1, 1), "custom", None, "reshape(v, [c, h, w]): same entries, new shape",
-           zero_preserving=True, linear_map=True, text=lambda v, a: f"reshape({a[0]}, [{', '.join(str(d) for d in v.attrs[0])}])",
+           zero_preserving=True, text=lambda v, a: f"reshape({a[0]}, [{', '.join(str(d) for d in v.attrs[0])}])",
            kind="linear", vjp=lambda al, n, g, d: [al.mk("reshape", g, attrs=(n.args[0].shape,),
                                                           shape=n.args[0].shape)]),
     OpInfo("block", (1, 1), "custom", None, "a learnable block applied to a value",

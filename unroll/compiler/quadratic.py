@@ -45,8 +45,6 @@ def linear_part(g: Value, p: Value, v: Value) -> Value | None:
                 c = n.args[1 - i]
                 f = al.mul if n.op == "mul" else al.matmul
                 memo[id(n)] = f(a[0], c) if i == 0 else f(c, a[1])
-            elif n.op in ("cconv", "cconv_t") and not dep[id(n.args[0])]:  # linear in the image
-                memo[id(n)] = None if a[1] is None else al.mk(n.op, n.args[0], a[1], shape=n.shape)
             elif n.op in OPS and OPS[n.op].linear_map:  # (real-)linear maps of their one argument
                 memo[id(n)] = None if a[0] is None else al.mk(n.op, a[0], attrs=n.attrs,
                                                               shape=n.shape)

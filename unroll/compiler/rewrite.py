@@ -48,8 +48,6 @@ class _Matcher:
         self.scope = scope
         self.inits = {n: to_sympy(scope.learnables[n].init) for n in names}
         self.used: set[str] = set()
-        self.memo: dict[int, Value] = {}  # by node: CG and grad build DAGs with much sharing
-        self.varies: dict[int, bool] = {}  # by node: whether it reads a state or k
 
     def param(self, name: str) -> Value:
         self.used.add(name)
@@ -86,27 +84,14 @@ class _Matcher:
             out = al.add(out, al.matmul(self.param(name), picked[name]))
         return out
 
-    def _varies(self, v: Value) -> bool:
-        got = self.varies.get(id(v))
-        if got is None:
-            got = self.varies[id(v)] = v.op in ("state", "index") or any(
-                self._varies(a) for a in v.args)
-        return got
-
     def __call__(self, v: Value) -> Value:
-        got = self.memo.get(id(v))
-        if got is None:
-            got = self.memo[id(v)] = self._match(v)
-        return got
-
-    def _match(self, v: Value) -> Value:
         if v.op in LEAF_OPS:
             return v
         if v.batched and len(v.shape) == 1:
             got = self.linear(v)
             if got is not None:
                 return got
-        elif not v.batched and not self._varies(v):
+        elif not v.batched and not any(n.op in ("state", "index") for n in al.walk(v)):
             name = self.find(to_sympy(v), v.shape)
             if name is not None:
                 return self.param(name)

@@ -56,15 +56,6 @@ def _mul_vjp(al, n: Value, g: Value, dep):
             _unb(al, al.mul(g, _cj(al, a)), b) if dep(b) else None]
 
 
-def _filter_vjp(al, n: Value, g: Value, dep) -> list:
-    """cconv(H, x) and cconv_t(H, z) are linear in the image: each one's adjoint is the other with
-    the same filters (a gradient with respect to the filters themselves is not derived)."""
-    h = n.args[0]
-    if dep(h):
-        raise NotDifferentiable(n, f"{n.op} is differentiated in its image only, not its filters")
-    return [None, al.mk("cconv_t" if n.op == "cconv" else "cconv", h, g)]
-
-
 def _matmul_vjp(al, n: Value, g: Value, dep):
     a, b = n.args
     ga = None if not dep(a) else al.matmul(g, al.T(_cj(al, b))) if len(b.shape) == 2 else None
