@@ -192,3 +192,54 @@ def test_a_complex_valued_cost_and_a_missing_rule_are_named():
         unroll.check(spec)
     assert "nonzero has no derivative rule" in str(e.value) and "prox" not in str(e.value)
     assert "sub" not in str(e.value)
+
+
+CONV = """algorithm V "t"
+dims h, w
+operator H : [2, 3, 3]
+input    y : [2, h, w]
+input    u : [h, w]
+state x : [h, w] = u
+cost f(x) = 1/2 * ||cconv(H, x) - y||^2 + 1/2 * ||x - cconv_t(H, y)||^2
+iterate K = 1:
+    x = {update}
+output x
+"""
+
+
+def test_grad_and_cg_through_circular_convolutions():
+    """cconv and cconv_t differentiate in the image (each is the other's adjoint), so gradient
+    steps and CG work on filter-bank terms too; CG equals the Fourier closed form."""
+    def otf(Hf):  # the documented convention: zero-padded, its middle rolled to [0, 0]
+        pad = torch.nn.functional.pad(Hf, (0, W - 3, 0, H - 3))
+        return torch.fft.fft2(torch.roll(pad, (-1, -1), (-2, -1)))
+
+    def _cconv(Hf, v):
+        return torch.fft.ifft2(otf(Hf) * torch.fft.fft2(v).unsqueeze(-3)).real
+
+    def _cconv_t(Hf, z):
+        return torch.fft.ifft2(otf(Hf).conj() * torch.fft.fft2(z)).real.sum(-3)
+    g = torch.Generator().manual_seed(2)
+    Hf = torch.randn(2, 3, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(3, 2, H, W, generator=g, dtype=torch.float64)
+    u = torch.randn(3, H, W, generator=g, dtype=torch.float64)
+    dims = {"h": H, "w": W}
+    model = unroll.compile(CONV.format(update="grad(f, x)"), dims=dims, dtype=torch.float64, H=Hf)
+    x = u.clone().requires_grad_()
+    cost = ((_cconv(Hf, x) - y) ** 2).sum() / 2 + ((x - _cconv_t(Hf, y)) ** 2).sum() / 2
+    want, = torch.autograd.grad(cost, x)
+    torch.testing.assert_close(model(y=y, u=u), want, rtol=1e-10, atol=1e-12)
+    solve = "argmin(x: f(x), method = {})"
+    cg = unroll.compile(CONV.format(update=solve.format("cg, iters = 60")), dims=dims,
+                        dtype=torch.float64, H=Hf)
+    fourier = unroll.compile(CONV.format(update=solve.format("fourier")), dims=dims,
+                             dtype=torch.float64, H=Hf)
+    torch.testing.assert_close(cg(y=y, u=u), fourier(y=y, u=u), rtol=0, atol=1e-8)
+
+
+def test_cg_with_a_learnable_matched_into_it_derives_quickly():
+    """A learnable only in a cost (matched into the derived step by rewrite) and a 20-iteration CG:
+    the matcher visits the CG DAG once per node (it walked it as a tree, exponentially)."""
+    spec = CONV.replace("operator H", "learn H").replace(": [2, 3, 3]\n", ": [2, 3, 3] = 0.1\n")
+    p = unroll.check(spec.format(update="argmin(x: f(x), method = cg, iters = 20)"))
+    assert p.updates["x"].op != "state"

@@ -208,6 +208,14 @@ def substitute(v: Value, mapping: dict[int, Value], force: bool = False) -> Valu
     return memo[id(v)]
 
 
+def _zero_args(op: str) -> tuple:
+    """Arguments where a zero makes the op zero (the first of a zero-preserving op; a linear one's)."""
+    info = OPS.get(op)
+    if info is None:
+        return ()
+    return ((0,) if info.zero_preserving else ()) + (() if info.linear_in is None else (info.linear_in,))
+
+
 _SMART = {"add": add, "sub": sub, "mul": mul, "div": div, "matmul": matmul}
 
 
@@ -219,7 +227,8 @@ def rebuild(n: Value, args: list[Value | None]) -> Value:
         out = neg(args[0])
     elif n.op == "transpose":
         out = T(args[0]) if args[0] is not None else None
-    elif OPS.get(n.op) and OPS[n.op].zero_preserving and (args[0] is None or is_num(args[0], 0)):
+    elif any(OPS.get(n.op) and i is not None and (args[i] is None or is_num(args[i], 0))
+             for i in _zero_args(n.op)):
         out = None  # zero in, zero out: a derived step never applies an operator to a literal 0
     elif n.op == "linop_apply":
         out = mk(n.op, args[0], attrs=n.attrs, span=n.span, shape=n.shape)

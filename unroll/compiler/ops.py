@@ -19,7 +19,7 @@ from typing import Callable, Sequence, Union
 from .ir import IDENT, Value, fmt_shape
 from .sizes import may_equal
 from .vjp_rules import (NotDifferentiable, _back, _cat_vjp, _cj, _complex_vjp, _count,
-                        _div_vjp, _embed_vjp, _imag_vjp, _lse_vjp, _matmul_vjp, _mul_vjp,
+                        _conv_vjp, _div_vjp, _embed_vjp, _imag_vjp, _lse_vjp, _matmul_vjp, _mul_vjp,
                         _pow_vjp, _size, _slice_vjp, _stack_vjp, _unb)
 
 __all__ = ["OpInfo", "Prox", "Mismatch", "NotDifferentiable", "OPS", "NODES", "IDENT",
@@ -65,7 +65,7 @@ class OpInfo:
     remedy: str = ""  # what to write instead when zero_grad cuts a learnable's gradient
     zero_preserving: bool = False  # zero wherever its first argument is zero (folds zero states)
     along_axis: bool = False  # acts along an axis its attrs name (applied to I it would misread it)
-    linear_map: bool = False  # a (real-)linear map of its one argument (argmin's CG applies it)
+    linear_in: int | None = None  # the argument it is (real-)linear in, the others fixed (argmin)
     unit_args: tuple = ()  # argument positions that must lie in [0, 1] (checked where they are numbers)
     vjp: VJPRule | None = None  # None: grad cannot differentiate through it
     prox: Prox | None = None  # its proximal operator, as a cost atom
@@ -281,23 +281,25 @@ _TABLE = [
            "the diagonal matrix [n, n] of a vector", zero_preserving=True, call="diag",
            kind="linear", vjp=lambda al, n, g, d: [al.mk("diag", g)]),
     OpInfo("fft2", (1, 1), "fourier", None, "fft2(v): orthonormal 2-D FFT over the last two axes",
-           out_dtype="complex", zero_preserving=True, linear_map=True, call="fft2", kind="linear",
+           out_dtype="complex", zero_preserving=True, linear_in=0, call="fft2", kind="linear",
            vjp=lambda al, n, g, d: [al.mk("ifft2", g)]),
     OpInfo("ifft2", (1, 1), "fourier", None, "ifft2(v): orthonormal inverse 2-D FFT",
-           out_dtype="complex", zero_preserving=True, linear_map=True, call="ifft2", kind="linear",
+           out_dtype="complex", zero_preserving=True, linear_in=0, call="ifft2", kind="linear",
            vjp=lambda al, n, g, d: [al.mk("fft2", g)]),
     OpInfo("real", (1, 1), _E, None, "real(v): real part", out_dtype="real", zero_preserving=True,
-           linear_map=True, call="real", vjp=lambda al, n, g, d: [g]),
+           linear_in=0, call="real", vjp=lambda al, n, g, d: [g]),
     OpInfo("imag", (1, 1), _E, None, "imag(v): imaginary part", out_dtype="real",
-           zero_preserving=True, linear_map=True, call="imag", vjp=_imag_vjp),
+           zero_preserving=True, linear_in=0, call="imag", vjp=_imag_vjp),
     OpInfo("conj", (1, 1), _E, None, "conj(v): complex conjugate", zero_preserving=True,
-           linear_map=True, call="conj", vjp=lambda al, n, g, d: [_cj(al, g)]),
+           linear_in=0, call="conj", vjp=lambda al, n, g, d: [_cj(al, g)]),
     OpInfo("complex", (2, 2), _E, None, "complex(a, b): a + i b from real parts",
            out_dtype="complex", real_only=True, call="complex", vjp=_complex_vjp),
     OpInfo("cconv", (2, 2), "cconv", None, "cconv(H, x): circular convolution of image x [h, w] "
-           "with each filter of H [L, a, b], giving [L, h, w]", real_only=True, call="cconv"),
+           "with each filter of H [L, a, b], giving [L, h, w]", real_only=True, call="cconv",
+           linear_in=1, vjp=_conv_vjp("cconv_t")),
     OpInfo("cconv_t", (2, 2), "cconv_t", None, "cconv_t(H, z): adjoint of cconv, z [L, h, w] to "
-           "[h, w]", real_only=True, call="cconv_t"),
+           "[h, w]", real_only=True, call="cconv_t", linear_in=1,
+           vjp=_conv_vjp("cconv")),
     OpInfo("otf", (1, 1), "custom", None, "otf(H, [h, w]): transfer functions (2-D FFT) of the "
            "filters H [L, a, b], complex [L, h, w]", out_dtype="complex"),
     OpInfo("sum_l", (1, 1), "sum_l", None, "sum_l(v): sum over the leading (filter) axis",
@@ -349,16 +351,16 @@ _TABLE = [
     OpInfo("stack", (1, 1 << 16), "custom", None, "stack([a, b], axis): join along a new axis",
            along_axis=True, vjp=_stack_vjp, text=lambda v, a: f"stack([{', '.join(a)}], {v.attrs[0]})"),
     OpInfo("slice", (1, 1), "custom", None, "v[i, a:b]: entries or ranges along the leading axes",
-           zero_preserving=True, linear_map=True, along_axis=True, vjp=_slice_vjp, text=_index_text),
+           zero_preserving=True, linear_in=0, along_axis=True, vjp=_slice_vjp, text=_index_text),
     OpInfo("embed", (1, 1), "custom", None, "the adjoint of a range: v placed into zeros of the "
            "source's shape (built by grad, never written in a spec)", zero_preserving=True,
-           linear_map=True, along_axis=True, vjp=_embed_vjp),
+           linear_in=0, along_axis=True, vjp=_embed_vjp),
     # forward differences and their adjoint are each other's transpose (channels.py)
     OpInfo("diff", (1, 1), "custom", None, "diff(x, axis): forward differences x[i+1] - x[i], 0 at "
-           "the last entry (Neumann boundary)", zero_preserving=True, linear_map=True, along_axis=True,
+           "the last entry (Neumann boundary)", zero_preserving=True, linear_in=0, along_axis=True,
            vjp=lambda al, n, g, d: [al.mk("diff_t", g, attrs=n.attrs, shape=n.shape)]),
     OpInfo("diff_t", (1, 1), "custom", None, "diff_t(p, axis): the adjoint of diff (minus the "
-           "discrete divergence)", zero_preserving=True, linear_map=True, along_axis=True,
+           "discrete divergence)", zero_preserving=True, linear_in=0, along_axis=True,
            vjp=lambda al, n, g, d: [al.mk("diff", g, attrs=n.attrs, shape=n.shape)]),
     # Built only by the derivation (argmin, block soft thresholding), never written in a spec.
     OpInfo("solve", (2, 2), "custom", None, "solve(H, b): H⁻¹ b for a fixed square matrix H",

@@ -18,6 +18,14 @@ from .scope import Scope
 
 __all__ = ["argmin", "normal_equations", "linear_part", "LOWERINGS", "dense", "cg", "fourier"]
 
+def _linear_in(n: Value, dep: dict) -> int | None:
+    """The argument of n that depends on p, when n is linear in it and the others do not."""
+    i = OPS[n.op].linear_in if n.op in OPS else None
+    if i is None or not all(dep[id(x)] == (j == i) for j, x in enumerate(n.args)):
+        return None
+    return i
+
+
 def linear_part(g: Value, p: Value, v: Value) -> Value | None:
     """The linear part of the affine g(p), applied to v (None when it is zero)."""
     memo: dict[int, Value | None] = {}
@@ -45,8 +53,10 @@ def linear_part(g: Value, p: Value, v: Value) -> Value | None:
                 c = n.args[1 - i]
                 f = al.mul if n.op == "mul" else al.matmul
                 memo[id(n)] = f(a[0], c) if i == 0 else f(c, a[1])
-            elif n.op in OPS and OPS[n.op].linear_map:  # (real-)linear maps of their one argument
-                memo[id(n)] = None if a[0] is None else al.mk(n.op, a[0], attrs=n.attrs,
+            elif _linear_in(n, dep) is not None:  # linear in the one argument that depends on p
+                i = _linear_in(n, dep)
+                args = [a[i] if j == i else x for j, x in enumerate(n.args)]
+                memo[id(n)] = None if a[i] is None else al.mk(n.op, *args, attrs=n.attrs,
                                                               shape=n.shape)
             elif n.op == "div" and dep[id(n.args[0])] and not dep[id(n.args[1])]:
                 memo[id(n)] = al.div(a[0], n.args[1])
@@ -248,17 +258,20 @@ def cg(g: Value, p: Value, b: Value, opts: dict) -> Value:
 
     def dot(u: Value, w: Value) -> Value:  # Re<u, w>: H is self-adjoint in the real inner product
         uw = al.mk("vdot", u, w, shape=keep)
-        return al.mk("maximum", al.mk("real", uw) if uw.dtype == "complex" else uw, tiny)
+        return al.mk("real", uw) if uw.dtype == "complex" else uw
+
+    def floor(v: Value) -> Value:  # only denominators: a converged residual's steps stay ~0
+        return al.mk("maximum", v, tiny)
 
     x, r, d = None, b, b
     rs = dot(r, r)
     for _ in range(int(opts.get("iters", 20))):
         Ad = linear_part(g, p, d)
-        alpha = al.div(rs, dot(d, Ad))
+        alpha = al.div(rs, floor(dot(d, Ad)))
         x = al.add(x, al.mul(alpha, d))
         r = al.sub(r, al.mul(alpha, Ad))
         rs_new = dot(r, r)
-        d = al.add(r, al.mul(al.div(rs_new, rs), d))
+        d = al.add(r, al.mul(al.div(rs_new, floor(rs)), d))
         rs = rs_new
     return x
 

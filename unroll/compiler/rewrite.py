@@ -48,6 +48,7 @@ class _Matcher:
         self.scope = scope
         self.inits = {n: to_sympy(scope.learnables[n].init) for n in names}
         self.used: set[str] = set()
+        self.done: dict[int, Value] = {}  # by node: a derived step is a DAG (CG's is deep)
 
     def param(self, name: str) -> Value:
         self.used.add(name)
@@ -85,6 +86,11 @@ class _Matcher:
         return out
 
     def __call__(self, v: Value) -> Value:
+        if id(v) not in self.done:
+            self.done[id(v)] = self.match(v)
+        return self.done[id(v)]
+
+    def match(self, v: Value) -> Value:
         if v.op in LEAF_OPS:
             return v
         if v.batched and len(v.shape) == 1:

@@ -89,6 +89,17 @@ def _complex_vjp(al, n: Value, g: Value, dep):  # a + i b: a gets Re g, b gets I
     return [al.mk("real", g), al.mk("imag", g)]
 
 
+def _conv_vjp(adjoint: str):
+    """The rule of cconv (cconv_t): its adjoint cconv_t (cconv) with the same filters, in the
+    image argument; the filters have no rule."""
+    def rule(al, n: Value, g: Value, dep) -> list:
+        if dep(n.args[0]):
+            raise NotDifferentiable(n, f"{n.op} has a derivative rule in its image argument only, "
+                                       "not in the filters")
+        return [None, al.mk(adjoint, n.args[0], g)]
+    return rule
+
+
 def _lead(shape: tuple, axis: int) -> tuple:
     return tuple(("range", 0, shape[i]) for i in range(axis))
 
