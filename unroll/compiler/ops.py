@@ -296,10 +296,10 @@ _TABLE = [
            out_dtype="complex", real_only=True, call="complex", vjp=_complex_vjp),
     OpInfo("cconv", (2, 2), "cconv", None, "cconv(H, x): circular convolution of image x [h, w] "
            "with each filter of H [L, a, b], giving [L, h, w]", real_only=True, call="cconv",
-           linear_in=1, vjp=_conv_vjp("cconv_t")),
+           linear_in=1, kind="linear", vjp=_conv_vjp("cconv_t")),
     OpInfo("cconv_t", (2, 2), "cconv_t", None, "cconv_t(H, z): adjoint of cconv, z [L, h, w] to "
            "[h, w]", real_only=True, call="cconv_t", linear_in=1,
-           vjp=_conv_vjp("cconv")),
+           kind="linear", vjp=_conv_vjp("cconv")),
     OpInfo("otf", (1, 1), "custom", None, "otf(H, [h, w]): transfer functions (2-D FFT) of the "
            "filters H [L, a, b], complex [L, h, w]", out_dtype="complex"),
     OpInfo("sum_l", (1, 1), "sum_l", None, "sum_l(v): sum over the leading (filter) axis",
@@ -322,7 +322,8 @@ _TABLE = [
     OpInfo("diff_filters", (0, 0), "custom", None, "diff_filters(): horizontal and vertical "
            "finite-difference filters, [2, 3, 3]"),
     OpInfo("reshape", (1, 1), "custom", None, "reshape(v, [c, h, w]): same entries, new shape",
-           zero_preserving=True, text=lambda v, a: f"reshape({a[0]}, [{', '.join(str(d) for d in v.attrs[0])}])",
+           zero_preserving=True, linear_in=0,
+           text=lambda v, a: f"reshape({a[0]}, [{', '.join(str(d) for d in v.attrs[0])}])",
            kind="linear", vjp=lambda al, n, g, d: [al.mk("reshape", g, attrs=(n.args[0].shape,),
                                                           shape=n.args[0].shape)]),
     OpInfo("block", (1, 1), "custom", None, "a learnable block applied to a value",
