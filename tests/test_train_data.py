@@ -306,3 +306,28 @@ def test_train_takes_dim_for_a_size_no_array_fixes(tmp_path, capsys):
     assert code == 2 and "--dim" in err
     code, out, err = run(capsys, "train", "--help")
     assert code == 0 and "--dim NAME=SIZE" in out
+
+
+def test_float64_training_with_a_complex_input(tmp_path, capsys):
+    """Complex batches take the model's complex dtype (complex128 for --float64), so a conv
+    block after real(ifft2(y)) sees float64 like its weights."""
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 6, 6))
+    P = (rng.random((6, 6)) < 0.5) * 1.0
+    np.savez(tmp_path / "d.npz", x_star=x, y=P * np.fft.fft2(x, norm="ortho"), P=P)
+    spec = tmp_path / "c.unroll"
+    spec.write_text("""dims h, w
+operator P : [h, w]
+input y : [h, w] complex
+target x_star : [h, w]
+block D : [1, h, w] -> [1, h, w] = conv(1 -> 2, 3, bias) | relu | conv(2 -> 1, 3) residual
+state x : [h, w] = real(ifft2(y))
+iterate K = 2:
+    x = reshape(D(reshape(x, [1, h, w])), [h, w])
+output x
+loss mse(x, x_star)
+""")
+    for extra in ([], ["--float64"]):
+        code, _, err = run(capsys, "train", str(spec), "--data", str(tmp_path / "d.npz"), "--steps",
+                           "2", "--out", str(tmp_path / f"r{len(extra)}"), "--quiet", *extra)
+        assert code == 0, err

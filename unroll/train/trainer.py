@@ -216,11 +216,15 @@ def _float_dtype(model: nn.Module) -> torch.dtype | None:
 
 
 def _to_device(batch: Mapping[str, Any], device: torch.device, dtype: torch.dtype | None) -> dict[str, Any]:
-    """Move tensors to ``device``; real floating tensors take the model's parameter dtype."""
+    """Move tensors to ``device``; real floating tensors take the model's parameter dtype and
+    complex ones its complex counterpart (complex128 for a float64 model)."""
+    cdtype = {torch.float32: torch.complex64, torch.float64: torch.complex128}.get(dtype)
     out = {}
     for k, v in batch.items():
         if isinstance(v, torch.Tensor):
-            v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else None)
+            want = (dtype if v.is_floating_point() else cdtype if v.is_complex() else None) \
+                if dtype is not None else None
+            v = v.to(device=device, dtype=want)
         out[k] = v
     return out
 
