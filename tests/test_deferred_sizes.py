@@ -96,3 +96,25 @@ output x
         unroll.check(spec)
     with pytest.raises(ShapeError, match=r"state x is \[m\] but the new value is \[n\]"):
         unroll.check(spec.replace("y + x", "y"))
+
+
+def test_op_rules_defer_too():
+    spec = """algorithm VI "t"
+dims m
+operator H : [m, 8]
+input y : [8]
+const Hi = inv(H)
+state x : [8] = 0
+iterate K = 1:
+    x = Hi y
+output x
+"""
+    H = np.eye(8) * 2.0
+    model = unroll.compile(spec, H=H, dtype=torch.float64)
+    y = torch.randn(2, 8, dtype=torch.float64)
+    assert torch.allclose(model(y), y / 2)
+    with pytest.raises(ShapeError, match=r"inv needs a fixed square matrix.*with m=7") as e:
+        unroll.compile(spec, H=np.ones((7, 8)))
+    assert e.value.span.line == 5
+    with pytest.raises(ShapeError, match="inv needs a fixed square matrix"):
+        unroll.check(spec.replace("[m, 8]", "[m, n]").replace("dims m", "dims m, n"))

@@ -498,7 +498,7 @@ def _cconv(o, shapes, batched, numbers):
     if len(h) != 3 or batched[0]:
         return Mismatch(f"{o.name} takes a filter bank [L, a, b] first, got {fmt_shape(h)}", 0)
     adjoint = o.rule == "cconv_t"
-    if len(v) != (3 if adjoint else 2) or (adjoint and v[0] != h[0]):
+    if len(v) != (3 if adjoint else 2) or (adjoint and not may_equal(v[0], h[0])):
         what = f"a stack [{h[0]}, h, w]" if adjoint else "an image [h, w]"
         return Mismatch(f"{o.name} needs {what}, got {fmt_shape(v)}", 1, (1,))
     return v[1:] if adjoint else (h[0],) + v
@@ -508,7 +508,7 @@ def _bank(o, shapes, batched, numbers):
     g, b = shapes
     if len(g) != 2 or batched[0]:
         return Mismatch(f"bank takes coefficients G [R, L] first, got {fmt_shape(g)}", 0, (0,))
-    if len(b) != 3 or batched[1] or b[0] != g[0]:
+    if len(b) != 3 or batched[1] or not may_equal(b[0], g[0]):
         return Mismatch(f"bank needs atoms [{g[0]}, a, b] for G {fmt_shape(g)}, got "
                         f"{fmt_shape(b)}", 1, (1,))
     return (g[1],) + b[1:]
@@ -522,7 +522,7 @@ def _sum_l(o, shapes, batched, numbers):
 
 def _plf(o, shapes, batched, numbers):
     v, q = shapes[0], shapes[1]
-    if len(q) != 2 or not v or q[0] != v[0] or batched[1]:
+    if len(q) != 2 or not v or not may_equal(q[0], v[0]) or batched[1]:
         return Mismatch(f"plf needs values q [L, P] for v [L, ...]; got v {fmt_shape(v)} and q "
                         f"{fmt_shape(q)}")
     for i in range(2, len(shapes)):
@@ -564,7 +564,7 @@ def _matrix_scalar(o, shapes, batched, numbers):
 
 def _fixed_matrix(o, shapes, batched, numbers, square: bool):
     a = shapes[0]
-    if len(a) != 2 or batched[0] or (square and a[0] != a[1]):
+    if len(a) != 2 or batched[0] or (square and not may_equal(a[0], a[1])):
         what = "square matrix" if square else "matrix"
         return Mismatch(f"{o.name} needs a fixed {what} (no batch axis), got {fmt_shape(a)}", None,
                         (0,), "it is computed once per call from operators, consts and learnables")
@@ -575,7 +575,7 @@ def _diag(o, shapes, batched, numbers):
     a = shapes[0]
     if len(a) == 1:
         return (a[0], a[0])
-    if len(a) == 2 and a[0] == a[1]:
+    if len(a) == 2 and may_equal(a[0], a[1]):
         return (a[0],)
     return Mismatch(f"diag takes a vector [n] or a square matrix [n, n], got {fmt_shape(a)}", None,
                     (0,))
