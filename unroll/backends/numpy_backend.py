@@ -375,7 +375,7 @@ def operator_defaults(program, dims: Mapping[str, int], given: Mapping[str, obje
                       ) -> dict[str, np.ndarray]:
     """The values (float64) of the operators with a default (`operator W : [n, m] = expr`) that
     are not in `given`, computed from the given ones."""
-    missing = [n for n, t in program.operators.items() if t.default is not None and n not in given]
+    missing = [n for n in program.defaulted if n not in given]
     if not missing:
         return {}
     g, nodes = default_graph(program, dict(dims), missing)
@@ -420,11 +420,9 @@ def evaluate(u: Network, operators: Mapping[str, np.ndarray], inputs: Mapping[st
     for n in g:
         rec = g[n]
         if rec.op == "input":
-            env[n] = np.asarray(inputs[rec.attrs[0]],
-                                dtype=np.complex128 if rec.dtype == "complex" else np.float64)
+            env[n] = _sample(inputs, rec)
         elif rec.op == "target":  # read by an aux term: NaN (aux unknown) without targets
-            env[n] = (np.full(rec.shape, np.nan) if targets is None else np.asarray(
-                targets[rec.attrs[0]], dtype=np.complex128 if rec.dtype == "complex" else np.float64))
+            env[n] = np.full(rec.shape, np.nan) if targets is None else _sample(targets, rec)
         elif rec.op == "operator":
             env[n] = ops[rec.attrs[0]]
         elif rec.op == "const":
@@ -467,6 +465,11 @@ def evaluate(u: Network, operators: Mapping[str, np.ndarray], inputs: Mapping[st
                 lenv[n] = env[n]
         out["loss"] = _run(lg, lenv)[u.loss_node]
     return out
+
+
+def _sample(values: Mapping, rec: NodeRecord) -> np.ndarray:
+    """An input's or target's batch as float64 (complex128 for a complex one)."""
+    return np.asarray(values[rec.attrs[0]], dtype=np.complex128 if rec.dtype == "complex" else np.float64)
 
 
 def _layer_param(u: Network, name: str, k: int) -> str:

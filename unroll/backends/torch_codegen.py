@@ -211,7 +211,7 @@ def _write_class_head(w: _Writer, u: Network, cls: str) -> None:
     for label, names in (("input_names", list(p.inputs)), ("target_names", list(p.targets)),
                          ("output_names", list(p.outputs)), ("operator_names", list(p.operators)),
                          ("state_names", list(p.states)),
-                         ("defaulted_operators", [n for n, t in p.operators.items() if t.default])):
+                         ("defaulted_operators", list(p.defaulted))):
         w(f"{label} = {tuple(names)!r}", 1)
     w(f"_arguments = {tuple(_NS.safe(n) for n in p.inputs)!r}", 1)
     w(f"_layer_count = {u.K}", 1)

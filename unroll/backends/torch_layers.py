@@ -17,7 +17,7 @@ __all__ = ["write_layered"]
 
 def write_layered(w, u: Network, live: set, computing: list, guarded: frozenset) -> None:
     """Append the `_prologue`, `_layer_k` methods and their tables to the class being written."""
-    from .torch_codegen import _body, attr_name, use_param  # noqa: PLC0415 - torch_codegen imports us lazily
+    from .torch_codegen import _body, _leaf_attr  # noqa: PLC0415 - torch_codegen imports us lazily
     g, p = u.graph, u.program
     ctx = {"dtype": "_dtype", "device": "_device"}
     numbers = {n: literal(g[n].attrs[0]) for n in g if g[n].op == "number"}
@@ -35,21 +35,10 @@ def write_layered(w, u: Network, live: set, computing: list, guarded: frozenset)
         if rec.op == "input":
             names[n] = Namespace().safe(rec.attrs[0])
             defined.append(n)
-        elif rec.op in ("operator", "const"):
+        elif rec.op in ("operator", "const", "param", "target"):  # read as _run reads them
             names[n] = n
             defined.append(n)
-            w(f"{n} = self.{attr_name(rec.attrs[0])}", 2)
-        elif rec.op == "target":  # read by aux terms: from the batch loss() passes as `aux`
-            names[n] = n
-            defined.append(n)
-            w(f"{n} = self._target(aux, {rec.attrs[0]!r})", 2)
-        elif rec.op == "param":
-            info = u.params[n]
-            where = (f"self.{attr_name(info.name)}" if info.layer is None else
-                     f"self.layers[{info.layer}].{attr_name(info.name)}")
-            names[n] = n
-            defined.append(n)
-            w(f"{n} = {use_param(where, info.constraint)}", 2)
+            w(f"{n} = {_leaf_attr(u, rec, n)}", 2)
     prologue = [n for n in computing if g[n].layer is None and n not in numbers]
     _body(w, g, prologue, names, ctx, 2, guarded=guarded)
     defined += prologue

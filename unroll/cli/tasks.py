@@ -25,7 +25,7 @@ TASKS = ("sparse coding (one operator A [n, m], one input y [n], one target x [m
 def _names(program: Program) -> dict[str, tuple[str, ...]]:
     return {"operator_names": tuple(program.operators), "input_names": tuple(program.inputs),
             "target_names": tuple(program.targets),
-            "defaulted_operators": tuple(n for n, t in program.operators.items() if t.default)}
+            "defaulted_operators": program.defaulted}
 
 
 def _given(args: argparse.Namespace, name: str, default: Any) -> Any:

@@ -124,6 +124,11 @@ class Program:
     spans: dict[str, Span] = field(default_factory=dict)
     final: tuple[str, ...] = ()  # states updated once more after the K iterations (`finally x`)
 
+    @property
+    def defaulted(self) -> tuple[str, ...]:
+        """The operators with a default (`operator W : [n, m] = expr`), in declaration order."""
+        return tuple(n for n, t in self.operators.items() if t.default is not None)
+
 
 IDENT = ("*",)  # the shape of `I`: square, its size taken from what it is combined with
 

@@ -104,8 +104,8 @@ def equation_lines(program: Program) -> list[str]:
     """`name = expression` for each update equation of one iteration, as the spec wrote them;
     a sub-expression used more than once (a CG solve, a shared residual) prints once, by name."""
     reserved = set(program.spans) | set(program.states) | {n for n, _ in program.equations}
-    aux = {n + " = " for n, st in program.states.items() if st.aux}
-    return ["aux " + line if line[:line.find(" = ") + 3] in aux else line
+    aux = {n for n, st in program.states.items() if st.aux}
+    return ["aux " + line if line.split(" = ", 1)[0] in aux else line
             for line in shared_lines(program.equations, reserved)]
 
 

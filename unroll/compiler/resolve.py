@@ -38,10 +38,9 @@ CONTEXTS = {
     "cost": {"dim", "operator", "const", "learn", "input", "param", "cost"},
     "body": {"dim", "operator", "const", "learn", "input", "state", "local", "index", "cost",
              "block"},
-    "aux": {"dim", "operator", "const", "learn", "input", "state", "local", "index", "cost",
-            "block", "target"},
     "loss": {"dim", "operator", "const", "learn", "input", "state", "target", "aux", "cost"},
 }
+CONTEXTS["aux"] = CONTEXTS["body"] | {"target"}  # an aux term (a per-layer loss term) sees targets
 _WHY = {
     "const": "consts are computed once when the model is built, from dims, operators and consts",
     "learn": "initial values are computed when the model is built, from dims, operators and consts",

@@ -73,19 +73,24 @@ def call_special(ck, e: ast.Call, ctx, env) -> Value:
     return Value("otf", (h,), (), (h.shape[0],) + tuple(size), False, "complex", e.span)
 
 
-def _filled(ck, e: ast.Call) -> Value:
-    """`ones([r, 1])`, `zeros([n])`: a constant of that shape (sizes: dims and + - * of them)."""
-    from .channels import size_of_expr
-    if len(e.args) != 1 or not isinstance(e.args[0], ast.ListExpr) or not e.args[0].items:
-        raise ck.err(SpecError, f"write {e.func}([n]) or {e.func}([r, 1]): the shape is a list",
-                     e, "a scalar is the number 1 (or 0)")
+def _shape_list(ck, items) -> tuple[SizeLike, ...]:
+    """A shape written as a list: numbers, dims and + - * of them (`[1, h, w]`, `[h * w]`), each
+    positive."""
     shape = []
-    for item in e.args[0].items:
+    for item in items:
         size = size_of_expr(ck, item)
         if isinstance(size, int) and size < 1:
             raise ck.err(ShapeError, f"a size must be positive, got {size}", item)
         shape.append(size)
-    return Value(e.func, (), (), tuple(shape), False, "real", e.span)
+    return tuple(shape)
+
+
+def _filled(ck, e: ast.Call) -> Value:
+    """`ones([r, 1])`, `zeros([n])`: a constant of that shape (sizes: dims and + - * of them)."""
+    if len(e.args) != 1 or not isinstance(e.args[0], ast.ListExpr) or not e.args[0].items:
+        raise ck.err(SpecError, f"write {e.func}([n]) or {e.func}([r, 1]): the shape is a list",
+                     e, "a scalar is the number 1 (or 0)")
+    return Value(e.func, (), (), _shape_list(ck, e.args[0].items), False, "real", e.span)
 
 
 def call_reshape(ck, e: ast.Call, ctx, env) -> Value:
@@ -100,16 +105,11 @@ def call_reshape(ck, e: ast.Call, ctx, env) -> Value:
         lst = e.args[1]
         if not isinstance(lst, ast.ListExpr):
             raise ck.err(SpecError, "the new shape is a list: reshape(v, [1, 33, 33])", lst)
-        shape = []
-        for item in lst.items:  # numbers, dims and + - * of them: [1, h, w], [h * w], [2 * c]
+        for item in lst.items:
             if isinstance(item, ast.Name) and item.id not in ck.dims:
                 raise ck.err(ShapeError, "a shape entry is a positive integer, a dim or + - * of "
                              "them", item, closest(item.id, ck.dims))
-            size = size_of_expr(ck, item)
-            if isinstance(size, int) and size < 1:
-                raise ck.err(ShapeError, f"a size must be positive, got {size}", item)
-            shape.append(size)
-        shape = tuple(shape)
+        shape = _shape_list(ck, lst.items)
     gap = size_sub(_size(shape), _size(v.shape))
     if isinstance(gap, int) and gap != 0:  # a gap that depends on the dims: unfold checks it
         raise ck.err(ShapeError, f"cannot reshape {fmt_shape(v.shape)} ({_size(v.shape)} "

@@ -520,7 +520,6 @@ def _layers_pass(out: Network, K: int, leaves: dict[tuple, str], per_layer: dict
 
 def _final_uses(program: Program) -> set[str]:
     """Names of the learnables and blocks that the `finally` updates read."""
-    from .algebra import walk
     used: set[str] = set()
     for name in program.final:
         for v in walk(program.updates[name]):

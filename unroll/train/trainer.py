@@ -222,9 +222,8 @@ def _to_device(batch: Mapping[str, Any], device: torch.device, dtype: torch.dtyp
     out = {}
     for k, v in batch.items():
         if isinstance(v, torch.Tensor):
-            want = (dtype if v.is_floating_point() else cdtype if v.is_complex() else None) \
-                if dtype is not None else None
-            v = v.to(device=device, dtype=want)
+            v = v.to(device=device, dtype=dtype if v.is_floating_point() else
+                     cdtype if v.is_complex() else None)
         out[k] = v
     return out
 
